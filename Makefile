@@ -1,0 +1,63 @@
+# The Makefile wraps the musicpipe CLI; `make help` lists the targets.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+MUSICPIPE := $(BIN)/musicpipe
+STAMP := $(VENV)/.installed
+# What `make drop` uploads: the committed sample set (reference files first).
+DROP ?= data_samples/songs.csv data_samples/users.csv data_samples/streams
+FRESH ?=
+PYTEST_ARGS ?=
+
+.PHONY: help install up down status drop demo env test lint lock clean
+
+help:
+	@echo "make install   create .venv with the musicpipe CLI (locked dependencies)"
+	@echo "make up        start the embedded stack and create every resource (FRESH=1: start empty)"
+	@echo "make down      save state and stop every process the stack started"
+	@echo "make status    what runs, where, which resources exist"
+	@echo "make drop      upload CSVs (DROP='files or folders'; default: the sample set)"
+	@echo "make demo      up + drop the sample set + status"
+	@echo "make test      run the test suite"
+	@echo "make lint      ruff check + format check"
+
+$(STAMP): requirements.lock pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; musicpipe needs Python 3.11 (set PYTHON=/path/to/python3.11)"; exit 2; }
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] >= (3, 11) else 1)' || { echo "error: $(PYTHON) is $$($(PYTHON) --version 2>&1); musicpipe needs Python 3.11+"; exit 2; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check uv==0.13.9
+	$(BIN)/uv pip sync --quiet --python $(BIN)/python requirements.lock
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+up: $(STAMP)
+	$(MUSICPIPE) up $(if $(FRESH),--fresh)
+
+down: $(STAMP)
+	$(MUSICPIPE) down
+
+status: $(STAMP)
+	$(MUSICPIPE) status
+
+drop: $(STAMP)
+	$(MUSICPIPE) drop $(DROP)
+
+demo: up drop status
+
+env: $(STAMP)
+	@$(MUSICPIPE) env
+
+test: $(STAMP)
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+
+lock:
+	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 --quiet -o requirements.lock
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,277 @@
+"""`musicpipe`: start, inspect and feed the local AWS mirror of the pipeline."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from musicpipe.bootstrap import CREATED, DRIFTED, MISSING, UNCHANGED, UPDATED, summarize
+from musicpipe.drop import DropError, plan_drops, upload
+from musicpipe.manifest import ConfigError, Manifest, load_manifest
+from musicpipe.stack.embedded import EmbeddedStack, StackError
+from musicpipe.stack.preflight import PreflightError
+from musicpipe.stack.safety import CREDENTIAL_VARIABLES, UnsafeEndpointError, local_exports
+from musicpipe.stack.settings import StackSettings, load_settings
+
+app = typer.Typer(
+    help="Local-first AWS mirror for the music-streaming pipeline.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err = Console(stderr=True)
+
+ACTION_STYLE = {
+    CREATED: "green",
+    UPDATED: "yellow",
+    UNCHANGED: "dim",
+    MISSING: "red",
+    DRIFTED: "red",
+}
+
+
+@contextmanager
+def cli_errors() -> Iterator[None]:
+    """Known failures end with their message and exit code 2, not a traceback."""
+    try:
+        yield
+    except (ConfigError, PreflightError, StackError, UnsafeEndpointError, DropError) as exc:
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+
+
+def _context() -> tuple[StackSettings, Manifest]:
+    return load_settings(), load_manifest()
+
+
+def _stack() -> EmbeddedStack:
+    settings, manifest = _context()
+    return EmbeddedStack(settings, manifest)
+
+
+def _require_running(stack: EmbeddedStack) -> None:
+    if not stack.aws_healthy():
+        raise StackError(
+            f"the local stack is not answering on {stack.settings.aws_endpoint}; "
+            "start it with `make up` (or `musicpipe up`)"
+        )
+
+
+def _changes_table(changes, title: str) -> Table:
+    table = Table(title=title, title_justify="left")
+    for col in ("resource", "name", "state", "detail"):
+        table.add_column(col)
+    for c in changes:
+        style = ACTION_STYLE.get(c.action, "")
+        table.add_row(c.kind, c.name, f"[{style}]{c.action}[/]", c.detail)
+    return table
+
+
+@app.command()
+def up(
+    fresh: bool = typer.Option(False, "--fresh", help="Start empty: ignore the saved state."),
+) -> None:
+    """Start the embedded stack (moto on loopback) and create every pipeline resource."""
+    with cli_errors():
+        stack = _stack()
+        with console.status("starting the embedded AWS (moto server)…"):
+            report = stack.up(fresh=fresh)
+    s = stack.settings
+    if report.already_running:
+        console.print(f"embedded AWS already running on {s.aws_endpoint} (pid {report.pid})")
+    else:
+        console.print(f"[green]embedded AWS up[/] on {s.aws_endpoint} (pid {report.pid})")
+    console.print(_changes_table(report.changes, "resources"))
+    console.print(summarize(report.changes))
+    if report.restored is not None:
+        console.print(f"restored the saved state: {report.restored.describe()}")
+    elif fresh:
+        console.print("started fresh: the saved state was not loaded")
+    console.print('point your shell at it: [bold]eval "$(musicpipe env)"[/]')
+    console.print(f"logs: {stack.moto.log_file}")
+
+
+@app.command()
+def down(
+    save: bool = typer.Option(True, "--save/--no-save", help="Save buckets and tables first."),
+) -> None:
+    """Save the state and stop every process `up` started."""
+    with cli_errors():
+        stack = _stack()
+        running = stack.moto.is_running()
+        with console.status("saving state and stopping…"):
+            saved = stack.down(save=save)
+    if not running:
+        console.print("the embedded stack was not running; nothing to stop")
+        return
+    if saved is not None:
+        console.print(f"saved {saved.describe()} to {stack.settings.snapshot_dir}")
+    console.print("[green]stopped[/] the embedded AWS")
+
+
+@app.command()
+def status() -> None:
+    """What runs, where, and which pipeline resources exist."""
+    with cli_errors():
+        stack = _stack()
+        st = stack.status()
+    table = Table(title="services", title_justify="left")
+    for col in ("service", "state", "pid", "endpoint", "uptime", "log"):
+        table.add_column(col)
+    for svc in st.services:
+        if svc.healthy:
+            state = "[green]healthy[/]"
+        elif svc.running:
+            state = "[yellow]running, not answering[/]"
+        else:
+            state = "[red]stopped[/]"
+        uptime = f"{svc.uptime_s:.0f} s" if svc.uptime_s is not None else "-"
+        table.add_row(svc.name, state, str(svc.pid or "-"), svc.endpoint, uptime, str(svc.log_file))
+    console.print(table)
+    if st.resources:
+        console.print(_changes_table(st.resources, "resources"))
+        missing = [r for r in st.resources if r.action != UNCHANGED]
+        if missing:
+            console.print(
+                f"[red]{len(missing)} resources missing or drifted[/]: run `musicpipe up`"
+            )
+        else:
+            console.print(f"all {len(st.resources)} resources in place")
+    if st.snapshot is not None:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(st.snapshot.taken_at))
+        console.print(f"saved state: {st.snapshot.describe()} (saved {when})")
+
+
+@app.command()
+def env() -> None:
+    """Print shell exports for the local stack: eval "$(musicpipe env)"."""
+    with cli_errors():
+        settings, manifest = _context()
+        exports = local_exports(settings.aws_endpoint, manifest.region)
+    print("unset " + " ".join(CREDENTIAL_VARIABLES))
+    for key, value in exports.items():
+        print(f"export {key}={shlex.quote(value)}")
+
+
+@app.command()
+def drop(
+    files: list[Path] = typer.Argument(..., help="CSV files, or folders of CSV files."),
+    kind: str = typer.Option(
+        None, "--kind", help="streams, songs or users (default: told by the header)."
+    ),
+) -> None:
+    """Upload CSVs to the raw bucket under the prefix their columns call for."""
+    with cli_errors():
+        stack = _stack()
+        drops = plan_drops(files, kind)
+        _require_running(stack)
+        bucket = stack.manifest.raw_bucket
+        upload(stack.aws.client("s3"), bucket, drops)
+    table = Table(title=f"dropped into s3://{bucket}", title_justify="left")
+    for col in ("file", "kind", "key"):
+        table.add_column(col)
+    for d in drops:
+        table.add_row(str(d.path), d.kind, d.key)
+    console.print(table)
+
+
+@app.command()
+def manifest(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """The resource names and settings in force (defaults, config file, environment)."""
+    with cli_errors():
+        settings, m = _context()
+    if as_json:
+        print(json.dumps({**m.as_dict(), "stack": _stack_dict(settings)}, indent=2))
+        return
+    table = Table(title="manifest", title_justify="left")
+    table.add_column("key")
+    table.add_column("value")
+    for key, value in {**m.names, **m.settings, **_stack_dict(settings)}.items():
+        table.add_row(key, str(value))
+    console.print(table)
+    console.print("overrides from: " + (", ".join(m.source) or "none (all defaults)"))
+
+
+def _stack_dict(settings: StackSettings) -> dict[str, object]:
+    return {
+        "host": settings.host,
+        "aws_port": settings.aws_port,
+        "glue_port": settings.glue_port,
+        "state_dir": str(settings.state_dir),
+    }
+
+
+@app.command()
+def generate(
+    out_dir: Path = typer.Argument(Path("generated"), help="Folder to write the CSVs into."),
+    seed: int = typer.Option(42, help="Same seed, same bytes."),
+    songs: int = typer.Option(89_741, help="Songs in songs.csv."),
+    users: int = typer.Option(50_000, help="Users in users.csv."),
+    files: int = typer.Option(3, help="Stream files."),
+    rows_per_file: int = typer.Option(11_346, help="Rows per stream file."),
+    days: int = typer.Option(1, help="Days the stream files cover."),
+    start_date: str = typer.Option("2026-11-01", help="First day (YYYY-MM-DD)."),
+    duplicate_rate: float = typer.Option(0.0, help="Share of exact duplicate events."),
+    sample: bool = typer.Option(False, "--sample", help="Write the committed sample set."),
+) -> None:
+    """Write realistic songs, users and stream files (deterministic by seed)."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from musicpipe.data import generator
+
+    try:
+        first_day = date.fromisoformat(start_date)
+    except ValueError:
+        err.print(f"[bold red]error:[/] --start-date {start_date!r} is not YYYY-MM-DD")
+        raise typer.Exit(2) from None
+    for name, value in (("songs", songs), ("users", users), ("files", files), ("days", days)):
+        if value < 1:
+            err.print(f"[bold red]error:[/] --{name} must be at least 1, got {value}")
+            raise typer.Exit(2)
+    if rows_per_file < 0 or not 0 <= duplicate_rate < 1:
+        err.print("[bold red]error:[/] --rows-per-file ≥ 0 and 0 ≤ --duplicate-rate < 1")
+        raise typer.Exit(2)
+    if sample:
+        written = generator.write_sample_set(out_dir)
+        console.print(f"wrote the sample set ({len(written.paths)} files) to {out_dir}")
+        return
+    total = songs + users + files * rows_per_file
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed:,} rows"),
+        TimeRemainingColumn(),
+        console=console,
+    ) as progress:
+        task = progress.add_task("rows", total=total)
+        written = generator.generate_dataset(
+            out_dir,
+            seed=seed,
+            songs=songs,
+            users=users,
+            stream_files=files,
+            rows_per_file=rows_per_file,
+            start_date=first_day,
+            days=days,
+            duplicate_rate=duplicate_rate,
+            progress=lambda n: progress.advance(task, n),
+        )
+    console.print(
+        f"wrote {written.songs_rows:,} songs, {written.users_rows:,} users and "
+        f"{written.total_stream_rows:,} stream rows in {len(written.stream_paths)} files "
+        f"to {out_dir}"
+    )
+
+
+if __name__ == "__main__":
+    app()

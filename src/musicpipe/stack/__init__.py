@@ -1,0 +1,1 @@
+"""Stack lifecycle: settings, safety rails, managed processes, the embedded AWS, persistence."""

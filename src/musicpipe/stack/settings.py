@@ -1,0 +1,82 @@
+"""Where the local stack listens and keeps its state.
+
+Read from the ``[stack]`` section of the config file and ``MUSICPIPE_*`` environment variables
+(which win), like the manifest.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from musicpipe.manifest import ConfigError, read_config_section
+
+DEFAULTS: dict[str, str | int] = {
+    "host": "127.0.0.1",
+    "aws_port": 4566,
+    "glue_port": 4567,
+    "state_dir": ".musicpipe",
+}
+
+
+@dataclass(frozen=True)
+class StackSettings:
+    host: str
+    aws_port: int
+    glue_port: int
+    state_dir: Path
+
+    @property
+    def aws_endpoint(self) -> str:
+        return f"http://{self.host}:{self.aws_port}"
+
+    @property
+    def glue_endpoint(self) -> str:
+        return f"http://{self.host}:{self.glue_port}"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.state_dir / "logs"
+
+    @property
+    def pids_dir(self) -> Path:
+        return self.state_dir / "pids"
+
+    @property
+    def snapshot_dir(self) -> Path:
+        return self.state_dir / "snapshot"
+
+
+def load_settings(cwd: Path | None = None, environ: dict[str, str] | None = None) -> StackSettings:
+    env = os.environ if environ is None else environ
+    section, path = read_config_section("stack", cwd, env)
+    unknown = set(section) - set(DEFAULTS)
+    if unknown:
+        raise ConfigError(
+            f"{path} [stack]: unknown key(s) {sorted(unknown)}; known keys: {', '.join(DEFAULTS)}"
+        )
+    values = {**DEFAULTS, **section}
+    for key in DEFAULTS:
+        env_value = env.get(f"MUSICPIPE_{key.upper()}")
+        if env_value is not None:
+            values[key] = env_value
+    ports = {}
+    for key in ("aws_port", "glue_port"):
+        try:
+            ports[key] = int(values[key])
+        except (TypeError, ValueError):
+            raise ConfigError(f"{key} must be a port number, got {values[key]!r}") from None
+        if not 1 <= ports[key] <= 65535:
+            raise ConfigError(f"{key} must be between 1 and 65535, got {ports[key]}")
+    if ports["aws_port"] == ports["glue_port"]:
+        raise ConfigError(f"aws_port and glue_port are both {ports['aws_port']}; pick two ports")
+    state_dir = Path(str(values["state_dir"])).expanduser()
+    if not state_dir.is_absolute():
+        state_dir = (cwd or Path.cwd()) / state_dir
+    return StackSettings(
+        host=str(values["host"]),
+        aws_port=ports["aws_port"],
+        glue_port=ports["glue_port"],
+        state_dir=state_dir,
+    )

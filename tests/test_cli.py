@@ -1,0 +1,204 @@
+"""The musicpipe CLI against a real moto server, run as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from pathlib import Path
+
+import boto3
+import pytest
+
+from musicpipe.stack.processes import ManagedProcess
+
+from .conftest import SAMPLES, run_cli
+
+
+@pytest.fixture
+def cli_env(stack_env, tmp_path):
+    """A private stack for the test; whatever happens, nothing it started outlives it."""
+    yield stack_env
+    run_cli("down", "--no-save", env=stack_env)
+    ManagedProcess("moto", Path(stack_env["MUSICPIPE_STATE_DIR"])).stop()
+
+
+def client(env, service: str):
+    return boto3.client(
+        service,
+        endpoint_url=f"http://127.0.0.1:{env['MUSICPIPE_AWS_PORT']}",
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+        region_name="us-east-1",
+    )
+
+
+def s3_keys(env, bucket="rds.data") -> list[str]:
+    s3 = client(env, "s3")
+    return sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", []))
+
+
+def write_csv(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def test_up_status_drop_down_up_keeps_state(cli_env, tmp_path):
+    up = run_cli("up", env=cli_env, check=True)
+    assert "12 created" in up.stdout
+    again = run_cli("up", env=cli_env, check=True)
+    assert "already running" in again.stdout
+    assert "No changes: all 12 resources already in place." in again.stdout
+
+    status = run_cli("status", env=cli_env, check=True)
+    assert "healthy" in status.stdout
+    for name in ("rds.data", "trial.data", "warehouse.bucket", "kpi.table_file_tracker"):
+        assert name in status.stdout
+    assert "all 12 resources in place" in status.stdout
+
+    songs = write_csv(
+        tmp_path / "songs.csv", "track_id,track_genre,track_name,artists\nt1,pop,x,y\n"
+    )
+    streams = write_csv(
+        tmp_path / "day1.csv", "user_id,track_id,listen_time\n1,t1,2026-11-01 1:00:00\n"
+    )
+    dropped = run_cli("drop", str(streams), str(songs), env=cli_env, check=True)
+    assert "streams/day1.csv" in dropped.stdout
+    assert s3_keys(cli_env) == ["songs/songs.csv", "streams/day1.csv"]
+
+    state = Path(cli_env["MUSICPIPE_STATE_DIR"])
+    moto_pid = ManagedProcess("moto", state).pid()
+    down = run_cli("down", env=cli_env, check=True)
+    assert "saved 2 S3 objects" in down.stdout
+    assert (
+        not Path(f"/proc/{moto_pid}").exists() or "Z" in Path(f"/proc/{moto_pid}/stat").read_text()
+    )
+    with socket.socket() as sock:
+        assert sock.connect_ex(("127.0.0.1", int(cli_env["MUSICPIPE_AWS_PORT"]))) != 0
+    assert (
+        "not running" in run_cli("status", env=cli_env).stdout
+        or "stopped" in run_cli("status", env=cli_env).stdout
+    )
+
+    restored = run_cli("up", env=cli_env, check=True)
+    assert "restored the saved state: 2 S3 objects" in restored.stdout
+    assert s3_keys(cli_env) == ["songs/songs.csv", "streams/day1.csv"]
+    run_cli("down", env=cli_env, check=True)
+
+    fresh = run_cli("up", "--fresh", env=cli_env, check=True)
+    assert "started fresh" in fresh.stdout
+    assert s3_keys(cli_env) == []
+
+
+def test_dynamodb_items_survive_a_restart(cli_env):
+    run_cli("up", env=cli_env, check=True)
+    ddb = client(cli_env, "dynamodb")
+    item = {
+        "pk": {"S": "DATE#2026-11-01"},
+        "sk": {"S": "GENRE#pop"},
+        "listen_count": {"N": "3"},
+        "top_songs": {"L": [{"M": {"rank": {"N": "1"}, "track_id": {"S": "t1"}}}]},
+    }
+    ddb.put_item(TableName="kpi.table", Item=item)
+    run_cli("down", env=cli_env, check=True)
+    run_cli("up", env=cli_env, check=True)
+    got = ddb.get_item(TableName="kpi.table", Key={"pk": item["pk"], "sk": item["sk"]})["Item"]
+    assert got == item
+
+
+def test_drop_of_the_sample_set(cli_env):
+    run_cli("up", env=cli_env, check=True)
+    run_cli(
+        "drop",
+        str(SAMPLES / "songs.csv"),
+        str(SAMPLES / "users.csv"),
+        str(SAMPLES / "streams"),
+        env=cli_env,
+        check=True,
+    )
+    keys = s3_keys(cli_env)
+    assert "songs/songs.csv" in keys and "users/users.csv" in keys
+    stream_files = sorted(p.name for p in (SAMPLES / "streams").glob("*.csv"))
+    assert [k for k in keys if k.startswith("streams/")] == [f"streams/{n}" for n in stream_files]
+
+
+def test_bad_drops_upload_nothing_and_say_why(cli_env, tmp_path):
+    run_cli("up", env=cli_env, check=True)
+    good = write_csv(tmp_path / "ok.csv", "user_id,track_id,listen_time\n")
+    bad = write_csv(tmp_path / "weird.csv", "a,b,c\n1,2,3\n")
+    result = run_cli("drop", str(good), str(bad), str(tmp_path / "missing.csv"), env=cli_env)
+    assert result.returncode == 2
+    assert "weird.csv: columns [a, b, c] match no input kind" in result.stderr
+    assert "missing.csv: no such file" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert s3_keys(cli_env) == []
+
+
+def test_drop_without_a_running_stack(cli_env, tmp_path):
+    good = write_csv(tmp_path / "ok.csv", "user_id,track_id,listen_time\n")
+    result = run_cli("drop", str(good), env=cli_env)
+    assert result.returncode == 2
+    assert "not answering" in result.stderr and "make up" in result.stderr
+
+
+def test_port_taken_by_another_process(cli_env):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", int(cli_env["MUSICPIPE_AWS_PORT"])))
+        sock.listen()
+        result = run_cli("up", env=cli_env)
+    assert result.returncode == 2
+    assert f"port {cli_env['MUSICPIPE_AWS_PORT']} on 127.0.0.1 is already in use" in result.stderr
+    assert "MUSICPIPE_AWS_PORT" in result.stderr
+
+
+def test_java_missing(cli_env, tmp_path):
+    env = {**cli_env, "JAVA_HOME": str(tmp_path / "no-jdk")}
+    result = run_cli("up", env=env)
+    assert result.returncode == 2
+    assert "Java not found" in result.stderr and "Java 17" in result.stderr
+    assert not ManagedProcess("moto", Path(cli_env["MUSICPIPE_STATE_DIR"])).is_running()
+
+
+def test_env_exports_point_boto3_at_the_local_stack(cli_env):
+    run_cli("up", env=cli_env, check=True)
+    out = run_cli("env", env={**cli_env, "AWS_PROFILE": "prod"}, check=True).stdout
+    exports = dict(
+        line.removeprefix("export ").split("=", 1)
+        for line in out.splitlines()
+        if line.startswith("export ")
+    )
+    assert exports["AWS_ENDPOINT_URL"] == f"http://127.0.0.1:{cli_env['MUSICPIPE_AWS_PORT']}"
+    assert exports["AWS_ACCESS_KEY_ID"] == "test"
+    assert "AWS_PROFILE" in out.splitlines()[0]  # unset first
+    # boto3 configured only by these variables reaches the stack's buckets.
+    env_backup = dict(os.environ)
+    try:
+        os.environ.update(exports)
+        names = {b["Name"] for b in boto3.client("s3").list_buckets()["Buckets"]}
+    finally:
+        os.environ.clear()
+        os.environ.update(env_backup)
+    assert "rds.data" in names
+
+
+def test_manifest_command_shows_overrides(cli_env, tmp_path):
+    (tmp_path / "musicpipe.toml").write_text('[names]\nraw_bucket = "my.raw"\n')
+    out = run_cli("manifest", "--json", env=cli_env, cwd=tmp_path, check=True).stdout
+    assert json.loads(out)["names"]["raw_bucket"] == "my.raw"
+    bad = write_csv(tmp_path / "musicpipe.toml", '[names]\nraw = "x"\n')
+    result = run_cli("status", env=cli_env, cwd=tmp_path)
+    assert result.returncode == 2
+    assert f"{bad} [names]: unknown key(s) ['raw']" in result.stderr
+
+
+def test_generate_command_writes_deterministic_files(stack_env, tmp_path):
+    args = ["--songs", "300", "--users", "50", "--files", "2", "--rows-per-file", "400"]
+    out_a = run_cli("generate", str(tmp_path / "a"), *args, env=stack_env, check=True)
+    run_cli("generate", str(tmp_path / "b"), *args, env=stack_env, check=True)
+    assert "300 songs, 50 users and 800 stream rows in 2 files" in out_a.stdout
+    names = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*.csv"))
+    assert len(names) == 4
+    for name in names:
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    bad = run_cli("generate", str(tmp_path / "c"), "--start-date", "1/11/2026", env=stack_env)
+    assert bad.returncode == 2 and "--start-date '1/11/2026' is not YYYY-MM-DD" in bad.stderr
