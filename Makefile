@@ -9,7 +9,7 @@ DROP ?= data_samples/songs.csv data_samples/users.csv data_samples/streams
 FRESH ?=
 PYTEST_ARGS ?=
 
-.PHONY: help install up down status drop demo env test lint lock clean
+.PHONY: help install up down status drop demo env test lint bench lock clean
 
 help:
 	@echo "make install   create .venv with the musicpipe CLI (locked dependencies)"
@@ -20,6 +20,7 @@ help:
 	@echo "make demo      up + drop the sample set + status"
 	@echo "make test      run the test suite"
 	@echo "make lint      ruff check + format check"
+	@echo "make bench     benchmarks: print figures, write bench-results/*.json"
 
 $(STAMP): requirements.lock pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; musicpipe needs Python 3.11 (set PYTHON=/path/to/python3.11)"; exit 2; }
@@ -55,6 +56,9 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check src tests
 	$(BIN)/ruff format --check src tests
+
+bench: $(STAMP)
+	cd bench && ../$(BIN)/python glue_overhead.py
 
 lock:
 	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 --quiet -o requirements.lock

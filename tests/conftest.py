@@ -60,10 +60,15 @@ def run_cli(*args: str, env: dict[str, str], cwd: Path | None = None, check: boo
     return result
 
 
+GLUE_MINUTE_SECONDS = 3  # a Glue Timeout "minute" in the session's emulator
+
+
 @pytest.fixture(scope="session")
-def moto_stack(tmp_path_factory):
-    """One real moto server for the session, started and stopped by the stack code itself."""
-    env = isolated_env(tmp_path_factory.mktemp("moto-state"))
+def local_stack(tmp_path_factory):
+    """One embedded stack (moto + the Glue emulator) for the session, started and stopped by
+    the stack code itself."""
+    env = isolated_env(tmp_path_factory.mktemp("stack-state"))
+    env["MUSICPIPE_GLUE_MINUTE_SECONDS"] = str(GLUE_MINUTE_SECONDS)
     old = dict(os.environ)
     os.environ.update(env)
     try:
@@ -79,12 +84,11 @@ def moto_stack(tmp_path_factory):
 
 
 @pytest.fixture
-def aws(moto_stack):
+def aws(local_stack):
     """The session's moto server, reset to empty before the test."""
     import urllib.request
 
-    req = urllib.request.Request(
-        moto_stack.settings.aws_endpoint + "/moto-api/reset", method="POST"
-    )
+    endpoint = local_stack.settings.aws_endpoint
+    req = urllib.request.Request(endpoint + "/moto-api/reset", method="POST")
     urllib.request.urlopen(req, timeout=10).close()
-    return moto_stack.aws
+    return local_stack.aws

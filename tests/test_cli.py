@@ -20,7 +20,8 @@ def cli_env(stack_env, tmp_path):
     """A private stack for the test; whatever happens, nothing it started outlives it."""
     yield stack_env
     run_cli("down", "--no-save", env=stack_env)
-    ManagedProcess("moto", Path(stack_env["MUSICPIPE_STATE_DIR"])).stop()
+    for name in ("glue", "moto"):
+        ManagedProcess(name, Path(stack_env["MUSICPIPE_STATE_DIR"])).stop()
 
 
 def client(env, service: str):
@@ -51,7 +52,7 @@ def test_up_status_drop_down_up_keeps_state(cli_env, tmp_path):
     assert "No changes: all 12 resources already in place." in again.stdout
 
     status = run_cli("status", env=cli_env, check=True)
-    assert "healthy" in status.stdout
+    assert status.stdout.count("healthy") == 2  # moto and the Glue emulator
     for name in ("rds.data", "trial.data", "warehouse.bucket", "kpi.table_file_tracker"):
         assert name in status.stdout
     assert "all 12 resources in place" in status.stdout
@@ -141,14 +142,18 @@ def test_drop_without_a_running_stack(cli_env, tmp_path):
     assert "not answering" in result.stderr and "make up" in result.stderr
 
 
-def test_port_taken_by_another_process(cli_env):
+@pytest.mark.parametrize("port_var", ["MUSICPIPE_AWS_PORT", "MUSICPIPE_GLUE_PORT"])
+def test_port_taken_by_another_process(cli_env, port_var):
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", int(cli_env["MUSICPIPE_AWS_PORT"])))
+        sock.bind(("127.0.0.1", int(cli_env[port_var])))
         sock.listen()
         result = run_cli("up", env=cli_env)
     assert result.returncode == 2
-    assert f"port {cli_env['MUSICPIPE_AWS_PORT']} on 127.0.0.1 is already in use" in result.stderr
-    assert "MUSICPIPE_AWS_PORT" in result.stderr
+    assert f"port {cli_env[port_var]} on 127.0.0.1 is already in use" in result.stderr
+    assert port_var in result.stderr
+    # Nothing was left half started.
+    state = Path(cli_env["MUSICPIPE_STATE_DIR"])
+    assert not any(ManagedProcess(n, state).is_running() for n in ("moto", "glue"))
 
 
 def test_java_missing(cli_env, tmp_path):
@@ -169,16 +174,20 @@ def test_env_exports_point_boto3_at_the_local_stack(cli_env):
     )
     assert exports["AWS_ENDPOINT_URL"] == f"http://127.0.0.1:{cli_env['MUSICPIPE_AWS_PORT']}"
     assert exports["AWS_ACCESS_KEY_ID"] == "test"
+    assert exports["AWS_ENDPOINT_URL_GLUE"] == f"http://127.0.0.1:{cli_env['MUSICPIPE_GLUE_PORT']}"
     assert "AWS_PROFILE" in out.splitlines()[0]  # unset first
     # boto3 configured only by these variables reaches the stack's buckets.
     env_backup = dict(os.environ)
     try:
         os.environ.update(exports)
         names = {b["Name"] for b in boto3.client("s3").list_buckets()["Buckets"]}
+        # boto3 routes just Glue to the emulator.
+        glue_jobs = boto3.client("glue").get_jobs()["Jobs"]
     finally:
         os.environ.clear()
         os.environ.update(env_backup)
     assert "rds.data" in names
+    assert glue_jobs == []
 
 
 def test_manifest_command_shows_overrides(cli_env, tmp_path):

@@ -91,6 +91,7 @@ def up(
         console.print(f"embedded AWS already running on {s.aws_endpoint} (pid {report.pid})")
     else:
         console.print(f"[green]embedded AWS up[/] on {s.aws_endpoint} (pid {report.pid})")
+    console.print(f"Glue job emulator on {s.glue_endpoint} (pid {stack.glue.pid()})")
     console.print(_changes_table(report.changes, "resources"))
     console.print(summarize(report.changes))
     if report.restored is not None:
@@ -98,7 +99,7 @@ def up(
     elif fresh:
         console.print("started fresh: the saved state was not loaded")
     console.print('point your shell at it: [bold]eval "$(musicpipe env)"[/]')
-    console.print(f"logs: {stack.moto.log_file}")
+    console.print(f"service logs: {stack.settings.logs_dir}")
 
 
 @app.command()
@@ -108,7 +109,7 @@ def down(
     """Save the state and stop every process `up` started."""
     with cli_errors():
         stack = _stack()
-        running = stack.moto.is_running()
+        running = stack.moto.is_running() or stack.glue.is_running()
         with console.status("saving state and stopping…"):
             saved = stack.down(save=save)
     if not running:
@@ -116,7 +117,7 @@ def down(
         return
     if saved is not None:
         console.print(f"saved {saved.describe()} to {stack.settings.snapshot_dir}")
-    console.print("[green]stopped[/] the embedded AWS")
+    console.print("[green]stopped[/] the embedded AWS and the Glue job emulator")
 
 
 @app.command()
@@ -157,7 +158,7 @@ def env() -> None:
     """Print shell exports for the local stack: eval "$(musicpipe env)"."""
     with cli_errors():
         settings, manifest = _context()
-        exports = local_exports(settings.aws_endpoint, manifest.region)
+        exports = local_exports(settings.aws_endpoint, manifest.region, settings.glue_endpoint)
     print("unset " + " ".join(CREDENTIAL_VARIABLES))
     for key, value in exports.items():
         print(f"export {key}={shlex.quote(value)}")
@@ -183,6 +184,36 @@ def drop(
     for d in drops:
         table.add_row(str(d.path), d.kind, d.key)
     console.print(table)
+
+
+@app.command()
+def logs(
+    job: str = typer.Argument(None, help="Glue job name (default: the most recent run of any)."),
+    run_id: str = typer.Option(None, "--run", help="A run id (default: the job's latest run)."),
+    stream: str = typer.Option("all", "--stream", help="output, error or all."),
+) -> None:
+    """Print a Glue job run's logs from CloudWatch Logs (stream = run id)."""
+    from musicpipe.glue.logs import LogsError, read_run_logs
+
+    if stream not in ("output", "error", "all"):
+        err.print(f"[bold red]error:[/] --stream {stream!r}: use output, error or all")
+        raise typer.Exit(2)
+    with cli_errors():
+        stack = _stack()
+        _require_running(stack)
+        try:
+            run, sections = read_run_logs(stack, job, run_id, stream)
+        except LogsError as exc:
+            raise StackError(str(exc)) from None
+    state = run["JobRunState"]
+    console.print(
+        f"[bold]{run['JobName']}[/] run {run['Id']}: {state}"
+        + (f" — {escape(run['ErrorMessage'])}" if run.get("ErrorMessage") else "")
+    )
+    for title, lines in sections:
+        console.rule(title)
+        for line in lines:
+            console.out(line, highlight=False)
 
 
 @app.command()

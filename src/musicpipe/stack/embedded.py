@@ -1,13 +1,16 @@
-"""The embedded stack: AWS APIs from a moto server on loopback, no Docker, no account.
+"""The embedded stack: AWS APIs from a moto server and Glue jobs from musicpipe's own Glue
+job emulator, both on loopback; no Docker, no account.
 
-``up`` checks what the stack needs, starts moto (by PID, in its own process group, logging to
-the state folder), bootstraps every resource of the manifest and restores the snapshot the last
-``down`` saved. ``down`` saves the snapshot and stops what ``up`` started.
+``up`` checks what the stack needs, starts moto and the Glue emulator (each by PID, in its own
+process group, logging to the state folder), bootstraps every resource of the manifest and
+restores the snapshot the last ``down`` saved. ``down`` saves the snapshot and stops what ``up``
+started.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import time
 import urllib.error
@@ -29,6 +32,7 @@ from musicpipe.stack.safety import LocalAws, local_environment
 from musicpipe.stack.settings import StackSettings
 
 HEALTH_PATH = "/moto-api/"
+GLUE_HEALTH_PATH = "/health"
 
 
 class StackError(RuntimeError):
@@ -75,6 +79,11 @@ class EmbeddedStack:
         self.settings = settings
         self.manifest = manifest
         self.moto = ManagedProcess("moto", settings.state_dir)
+        self.glue = ManagedProcess("glue", settings.state_dir)
+
+    @property
+    def glue_state_dir(self) -> Path:
+        return self.settings.state_dir / "glue"
 
     @property
     def aws(self) -> LocalAws:
@@ -83,44 +92,88 @@ class EmbeddedStack:
     def aws_healthy(self) -> bool:
         return http_ok(self.settings.aws_endpoint + HEALTH_PATH)
 
+    def glue_healthy(self) -> bool:
+        return http_ok(self.settings.glue_endpoint + GLUE_HEALTH_PATH)
+
     # -- up ------------------------------------------------------------------------------
     def up(self, fresh: bool = False, health_timeout: float = 30.0) -> UpReport:
         preflight.check_python()
         preflight.check_java()
+        s = self.settings
+        # Check every port before starting anything, so a clash leaves nothing half started.
+        for process, port, what, var in (
+            (self.moto, s.aws_port, "the AWS emulator", "MUSICPIPE_AWS_PORT"),
+            (self.glue, s.glue_port, "the Glue job emulator", "MUSICPIPE_GLUE_PORT"),
+        ):
+            if not process.is_running():
+                preflight.check_port_free(s.host, port, what, var)
         already = self.moto.is_running() and self.aws_healthy()
         if not already:
-            if self.moto.is_running():  # ours, but not answering: restart it
-                self.moto.stop()
+            self.moto.stop()  # ours but not answering, or a stale PID file
             self._start_moto(health_timeout)
+        elif fresh:
+            reset = urllib.request.Request(s.aws_endpoint + "/moto-api/reset", method="POST")
+            urllib.request.urlopen(reset, timeout=10).close()
         changes = bootstrap(self.aws.client, self.manifest)
+        if fresh:
+            self.glue.stop()
+            shutil.rmtree(self.glue_state_dir, ignore_errors=True)
+        if not (self.glue.is_running() and self.glue_healthy()):
+            self.glue.stop()
+            self._start_glue(health_timeout)
         restored = None
         if not already and not fresh:
-            restored = restore_snapshot(self.aws, self.manifest, self.settings.snapshot_dir)
+            restored = restore_snapshot(self.aws, self.manifest, s.snapshot_dir)
             if restored is not None:
                 self._drain_arrivals()
         return UpReport(already, changes, restored, fresh, self.moto.pid())
 
     def _start_moto(self, health_timeout: float) -> None:
         s = self.settings
-        preflight.check_port_free(s.host, s.aws_port, "the AWS emulator", "MUSICPIPE_AWS_PORT")
         env = local_environment(dict(os.environ), s.aws_endpoint, self.manifest.region)
         cmd = [sys.executable, "-m", "moto.server", "-H", s.host, "-p", str(s.aws_port)]
-        self.moto.start(cmd, env=env)
+        self._start_service(self.moto, cmd, env, self.aws_healthy, s.aws_endpoint, health_timeout)
+
+    @staticmethod
+    def _start_service(process, cmd, env, healthy, endpoint: str, health_timeout: float) -> None:
+        process.start(cmd, env=env)
         deadline = time.monotonic() + health_timeout
         while time.monotonic() < deadline:
-            if not self.moto.is_running():
+            if not process.is_running():
                 raise StackError(
-                    f"the moto server exited at start. Last lines of {self.moto.log_file}:\n"
-                    + self.moto.tail()
+                    f"{process.name} exited at start. Last lines of {process.log_file}:\n"
+                    + process.tail()
                 )
-            if self.aws_healthy():
+            if healthy():
                 return
             time.sleep(0.2)
-        self.moto.stop()
+        process.stop()
         raise StackError(
-            f"the moto server did not answer on {s.aws_endpoint} within {health_timeout:.0f} s. "
-            f"Its log: {self.moto.log_file}"
+            f"{process.name} did not answer on {endpoint} within {health_timeout:.0f} s. "
+            f"Its log: {process.log_file}"
         )
+
+    def _start_glue(self, health_timeout: float) -> None:
+        s = self.settings
+        env = local_environment(dict(os.environ), s.aws_endpoint, self.manifest.region)
+        cmd = [
+            sys.executable,
+            "-m",
+            "musicpipe.glue.server",
+            "--host",
+            s.host,
+            "--port",
+            str(s.glue_port),
+            "--state-dir",
+            str(self.glue_state_dir),
+            "--aws-endpoint",
+            s.aws_endpoint,
+            "--region",
+            self.manifest.region,
+            "--temp-dir",
+            f"s3://{self.manifest.artifacts_bucket}/temporary/",
+        ]
+        self._start_service(self.glue, cmd, env, self.glue_healthy, s.glue_endpoint, health_timeout)
 
     def _drain_arrivals(self) -> None:
         """Restoring objects into streams/ fires S3 events for files that already arrived
@@ -134,6 +187,8 @@ class EmbeddedStack:
         saved = None
         if self.moto.is_running() and self.aws_healthy() and save:
             saved = save_snapshot(self.aws, self.manifest, self.settings.snapshot_dir)
+        # Glue first: its runs may still be writing to S3.
+        self.glue.stop(timeout=30)
         self.moto.stop()
         return saved
 
@@ -149,7 +204,16 @@ class EmbeddedStack:
                 endpoint=self.settings.aws_endpoint,
                 uptime_s=self.moto.uptime(),
                 log_file=self.moto.log_file,
-            )
+            ),
+            ServiceStatus(
+                name="glue (emulator)",
+                running=self.glue.is_running(),
+                healthy=self.glue.is_running() and self.glue_healthy(),
+                pid=self.glue.pid(),
+                endpoint=self.settings.glue_endpoint,
+                uptime_s=self.glue.uptime(),
+                log_file=self.glue.log_file,
+            ),
         ]
         resources = bootstrap(self.aws.client, self.manifest, apply=False) if healthy else []
         return StackStatus(services, resources, read_summary(self.settings.snapshot_dir))

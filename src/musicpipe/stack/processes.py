@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
-def _start_ticks(pid: int) -> int | None:
+def start_ticks(pid: int) -> int | None:
     """The process's start time in clock ticks since boot (field 22 of /proc/PID/stat)."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
@@ -69,7 +69,7 @@ class ManagedProcess:
         if not rec:
             return None
         pid = int(rec["pid"])
-        if not _alive(pid) or _start_ticks(pid) != rec.get("start_ticks"):
+        if not _alive(pid) or start_ticks(pid) != rec.get("start_ticks"):
             return None
         return pid
 
@@ -93,7 +93,7 @@ class ManagedProcess:
             )
         record = {
             "pid": proc.pid,
-            "start_ticks": _start_ticks(proc.pid),
+            "start_ticks": start_ticks(proc.pid),
             "cmd": cmd,
             "started_at": time.time(),
         }

@@ -1,0 +1,41 @@
+"""Shared pieces of the benchmarks: a private stack, result output in the benchmark-action
+format (a JSON list of {"name", "unit", "value"}) under bench-results/."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+from musicpipe.manifest import load_manifest
+from musicpipe.stack.embedded import EmbeddedStack
+from musicpipe.stack.preflight import free_port
+from musicpipe.stack.settings import load_settings
+
+RESULTS = Path(__file__).resolve().parents[1] / "bench-results"
+
+
+@contextmanager
+def private_stack():
+    """An embedded stack on free ports with its own state, stopped whatever happens."""
+    with tempfile.TemporaryDirectory(prefix="musicpipe-bench-") as state:
+        os.environ.update(
+            MUSICPIPE_STATE_DIR=state,
+            MUSICPIPE_AWS_PORT=str(free_port()),
+            MUSICPIPE_GLUE_PORT=str(free_port()),
+        )
+        stack = EmbeddedStack(load_settings(), load_manifest())
+        try:
+            stack.up(fresh=True)
+            yield stack
+        finally:
+            stack.down(save=False)
+
+
+def write_results(name: str, figures: list[dict]) -> Path:
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(figures, indent=2) + "\n")
+    return path

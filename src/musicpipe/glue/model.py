@@ -1,0 +1,252 @@
+"""Glue's job semantics, as plain data and functions (no I/O).
+
+What AWS Glue does with a job definition and a run request, as far as the pipeline, the Amazon
+provider's GlueJobOperator and the promotion script rely on it: validation with Glue's error
+codes, argument merging, the arguments Glue adds, run states, concurrency and timeouts.
+"""
+
+from __future__ import annotations
+
+import copy
+import secrets
+import time
+
+GLUEETL = "glueetl"
+PYTHONSHELL = "pythonshell"
+COMMANDS = (GLUEETL, PYTHONSHELL, "gluestreaming", "glueray")
+RUNNABLE = (GLUEETL, PYTHONSHELL)
+
+STARTING, RUNNING, STOPPING = "STARTING", "RUNNING", "STOPPING"
+SUCCEEDED, FAILED, TIMEOUT, STOPPED, ERROR = "SUCCEEDED", "FAILED", "TIMEOUT", "STOPPED", "ERROR"
+ACTIVE_STATES = (STARTING, RUNNING, STOPPING)
+TERMINAL_STATES = (SUCCEEDED, FAILED, TIMEOUT, STOPPED, ERROR)
+
+DEFAULT_TIMEOUT_MINUTES = 2880  # Glue's default for new jobs (48 h)
+
+# CreateJob members this emulator stores and echoes back; anything else is rejected, as
+# botocore's own validation would reject it before it reached AWS.
+JOB_MEMBERS = {
+    "Name",
+    "JobMode",
+    "JobRunQueuingEnabled",
+    "Description",
+    "LogUri",
+    "Role",
+    "ExecutionProperty",
+    "Command",
+    "DefaultArguments",
+    "NonOverridableArguments",
+    "Connections",
+    "MaxRetries",
+    "AllocatedCapacity",
+    "Timeout",
+    "MaxCapacity",
+    "SecurityConfiguration",
+    "Tags",
+    "NotificationProperty",
+    "GlueVersion",
+    "NumberOfWorkers",
+    "WorkerType",
+    "CodeGenConfigurationNodes",
+    "ExecutionClass",
+    "SourceControlDetails",
+    "MaintenanceWindow",
+}
+
+
+class GlueError(Exception):
+    """An error Glue answers with: its code (the __type) and message."""
+
+    code = "InternalServiceException"
+    status = 500
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class EntityNotFound(GlueError):
+    code, status = "EntityNotFoundException", 400
+
+
+class AlreadyExists(GlueError):
+    code, status = "AlreadyExistsException", 400
+
+
+class InvalidInput(GlueError):
+    code, status = "InvalidInputException", 400
+
+
+class ConcurrentRunsExceeded(GlueError):
+    code, status = "ConcurrentRunsExceededException", 400
+
+
+class IdempotentParameterMismatch(GlueError):
+    code, status = "IdempotentParameterMismatchException", 400
+
+
+def now() -> float:
+    return time.time()
+
+
+def new_run_id() -> str:
+    return "jr_" + secrets.token_hex(32)
+
+
+def validate_job(definition: dict, *, name: str) -> dict:
+    """A stored job from a CreateJob request or an UpdateJob's JobUpdate."""
+    unknown = set(definition) - JOB_MEMBERS
+    if unknown:
+        raise InvalidInput(f"Unknown job parameter(s): {', '.join(sorted(unknown))}")
+    if not name or len(name) > 255:
+        raise InvalidInput("Job name must be 1 to 255 characters long.")
+    if not definition.get("Role"):
+        raise InvalidInput("Role should not be null or empty.")
+    command = definition.get("Command") or {}
+    if not command.get("ScriptLocation"):
+        raise InvalidInput("Command.ScriptLocation should not be null or empty.")
+    command_name = command.get("Name", GLUEETL)
+    if command_name not in COMMANDS:
+        raise InvalidInput(f"Invalid Command.Name {command_name!r}; expected one of {COMMANDS}")
+    if definition.get("WorkerType") and definition.get("MaxCapacity") is not None:
+        raise InvalidInput("Please set worker type and number of workers instead of max capacity.")
+    if bool(definition.get("WorkerType")) != bool(definition.get("NumberOfWorkers")):
+        raise InvalidInput("Worker type and number of workers must be set together.")
+    timeout = definition.get("Timeout")
+    if timeout is not None and (not isinstance(timeout, int) or timeout < 1):
+        raise InvalidInput("Timeout must be a positive number of minutes.")
+    concurrency = (definition.get("ExecutionProperty") or {}).get("MaxConcurrentRuns", 1)
+    if not isinstance(concurrency, int) or concurrency < 1:
+        raise InvalidInput("ExecutionProperty.MaxConcurrentRuns must be at least 1.")
+    job = copy.deepcopy(definition)
+    job["Name"] = name
+    job.setdefault("Command", {}).setdefault("Name", GLUEETL)
+    job.setdefault("ExecutionProperty", {"MaxConcurrentRuns": 1})
+    job.setdefault("Timeout", DEFAULT_TIMEOUT_MINUTES)
+    job.setdefault("MaxRetries", 0)
+    job.setdefault("DefaultArguments", {})
+    if command_name == PYTHONSHELL:
+        job["Command"].setdefault("PythonVersion", "3.9")
+        job.setdefault("MaxCapacity", 0.0625)
+    job.pop("Tags", None)  # tags are not part of GetJob's Job
+    return job
+
+
+def max_concurrent_runs(job: dict) -> int:
+    return int((job.get("ExecutionProperty") or {}).get("MaxConcurrentRuns", 1))
+
+
+def log_group_prefix(job: dict) -> str:
+    """Where Glue writes a run's logs: /aws-glue/jobs or /aws-glue/python-jobs."""
+    if job["Command"].get("Name") == PYTHONSHELL:
+        return "/aws-glue/python-jobs"
+    return "/aws-glue/jobs"
+
+
+def resolve_arguments(
+    job: dict, run_arguments: dict[str, str] | None, run_id: str, temp_dir: str
+) -> dict[str, str]:
+    """The arguments a run's script sees, merged as Glue merges them.
+
+    DefaultArguments, overridden by the run's Arguments, overridden by NonOverridableArguments;
+    then what Glue adds itself: --JOB_NAME, --JOB_ID, --JOB_RUN_ID, and --TempDir unless set.
+    """
+    args: dict[str, str] = {}
+    args.update(job.get("DefaultArguments") or {})
+    args.update(run_arguments or {})
+    args.update(job.get("NonOverridableArguments") or {})
+    for key in args:
+        if not key.startswith("--"):
+            raise InvalidInput(f"Argument key {key!r} must start with '--'.")
+    args.setdefault("--TempDir", temp_dir.rstrip("/") + "/" + job["Name"])
+    args.setdefault("--job-bookmark-option", "job-bookmark-disable")
+    args["--JOB_NAME"] = job["Name"]
+    args["--JOB_ID"] = "j_" + run_id[3:]
+    args["--JOB_RUN_ID"] = run_id
+    return args
+
+
+def script_argv(arguments: dict[str, str]) -> list[str]:
+    """`--key value` pairs, as Glue passes them to the script (getResolvedOptions reads these)."""
+    argv: list[str] = []
+    for key, value in arguments.items():
+        argv.extend([key, str(value)])
+    return argv
+
+
+def new_run(job: dict, request: dict, active_runs: int, temp_dir: str) -> dict:
+    """A JobRun in STARTING state for a StartJobRun request, or a Glue error."""
+    limit = max_concurrent_runs(job)
+    if active_runs >= limit:
+        raise ConcurrentRunsExceeded(
+            f"Concurrent runs exceeded for {job['Name']}: {active_runs} active, "
+            f"MaxConcurrentRuns is {limit}."
+        )
+    timeout = request.get("Timeout", job.get("Timeout", DEFAULT_TIMEOUT_MINUTES))
+    if not isinstance(timeout, int) or timeout < 1:
+        raise InvalidInput("Timeout must be a positive number of minutes.")
+    run_id = request.get("JobRunId") or new_run_id()
+    arguments = resolve_arguments(job, request.get("Arguments"), run_id, temp_dir)
+    started = now()
+    run = {
+        "Id": run_id,
+        "Attempt": 0,
+        "JobName": job["Name"],
+        "JobMode": job.get("JobMode", "SCRIPT"),
+        "StartedOn": started,
+        "LastModifiedOn": started,
+        "JobRunState": STARTING,
+        "Arguments": dict(request.get("Arguments") or {}),
+        "PredecessorRuns": [],
+        "AllocatedCapacity": 0,
+        "ExecutionTime": 0,
+        "Timeout": timeout,
+        "LogGroupName": log_group_prefix(job),
+        "GlueVersion": job.get("GlueVersion", "0.9" if job["Command"]["Name"] == GLUEETL else ""),
+        # Not part of Glue's JobRun: what the runner needs, stripped from API answers.
+        "_resolved": arguments,
+        "_command": job["Command"]["Name"],
+        "_script": job["Command"]["ScriptLocation"],
+    }
+    for key in ("MaxCapacity", "WorkerType", "NumberOfWorkers"):
+        value = request.get(key, job.get(key))
+        if value is not None:
+            run[key] = value
+    if not run["GlueVersion"]:
+        run.pop("GlueVersion")
+    return run
+
+
+def public_run(run: dict) -> dict:
+    """A JobRun as the API returns it (the runner's private fields removed)."""
+    return {k: v for k, v in run.items() if not k.startswith("_")}
+
+
+def finish(run: dict, state: str, error: str | None = None) -> None:
+    completed = now()
+    run["JobRunState"] = state
+    run["CompletedOn"] = completed
+    run["LastModifiedOn"] = completed
+    run["ExecutionTime"] = int(round(completed - run["StartedOn"]))
+    if error:
+        run["ErrorMessage"] = error[:2048]
+
+
+def error_message(stderr_tail: str) -> str:
+    """The last lines of a script's error, as Glue puts them in ErrorMessage.
+
+    For a Python traceback that is its final line (`ValueError: …`), even when Spark logs
+    shutdown chatter after it; otherwise the last few lines that are not log noise.
+    """
+    lines = [line.rstrip() for line in stderr_tail.splitlines() if line.strip()]
+    start = None
+    for i, line in enumerate(lines):
+        if line.startswith("Traceback (most recent call last)"):
+            start = i
+    if start is not None:
+        for line in lines[start + 1 :]:
+            if not line.startswith((" ", "\t")):
+                return line.strip()
+    noise = (" INFO ", " WARN ", " DEBUG ", "INFO:", "WARNING:")
+    meaningful = [line for line in lines if not any(n in line for n in noise)]
+    return "\n".join((meaningful or lines)[-3:]).strip()

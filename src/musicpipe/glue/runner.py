@@ -1,0 +1,338 @@
+"""Running one job run for real, as Glue would: fetch, execute, log, time out, stop.
+
+Each run gets a thread that downloads the script and the --extra-py-files from S3, starts
+spark-submit (glueetl) or Python (pythonshell) in a process group of its own, streams stdout and
+stderr to CloudWatch Logs (stream name = run id), enforces the timeout and records the final
+state with the script's own error as ErrorMessage.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from botocore.exceptions import ClientError
+
+from musicpipe.glue import model, spark
+from musicpipe.glue.store import Store
+from musicpipe.stack.processes import start_ticks
+from musicpipe.stack.safety import DUMMY_ACCESS_KEY, DUMMY_SECRET_KEY, LocalAws, local_environment
+
+STOP_GRACE_SECONDS = 10
+
+
+class FetchError(RuntimeError):
+    pass
+
+
+@dataclass
+class RunnerSettings:
+    state_dir: Path
+    aws_endpoint: str
+    glue_endpoint: str
+    region: str
+    minute_seconds: float = 60.0  # length of a Timeout minute; tests shorten it
+
+
+@dataclass
+class ActiveRun:
+    run_id: str
+    job_name: str
+    thread: threading.Thread | None = None
+    process: subprocess.Popen | None = None
+    stop_requested: bool = False
+    stderr_tail: collections.deque = field(default_factory=lambda: collections.deque(maxlen=400))
+
+
+class LogShipper:
+    """Lines of one stream of a run, sent to CloudWatch Logs in batches, and kept on disk."""
+
+    def __init__(self, logs, group: str, stream: str, local_file: Path) -> None:
+        self.logs, self.group, self.stream = logs, group, stream
+        self.local = local_file.open("a", encoding="utf-8", errors="replace")
+        self.pending: list[dict] = []
+        self.lock = threading.Lock()
+        self.last_flush = time.monotonic()
+        try:
+            logs.create_log_group(logGroupName=group)
+        except ClientError:
+            pass  # exists
+        try:
+            logs.create_log_stream(logGroupName=group, logStreamName=stream)
+        except ClientError:
+            pass
+        # A quiet script must still see its last lines in CloudWatch within a second or so.
+        self.closed = threading.Event()
+        self.flusher = threading.Thread(target=self._flush_periodically, daemon=True)
+        self.flusher.start()
+
+    def _flush_periodically(self) -> None:
+        while not self.closed.wait(1.0):
+            self.flush()
+
+    def write(self, line: str) -> None:
+        self.local.write(line + "\n")
+        with self.lock:
+            self.pending.append({"timestamp": int(time.time() * 1000), "message": line})
+            if len(self.pending) >= 500 or time.monotonic() - self.last_flush > 1.0:
+                self._flush_locked()
+
+    def flush(self) -> None:
+        with self.lock:
+            self._flush_locked()
+        self.local.flush()
+
+    def _flush_locked(self) -> None:
+        self.last_flush = time.monotonic()
+        if not self.pending:
+            return
+        batch, self.pending = self.pending, []
+        try:
+            self.logs.put_log_events(
+                logGroupName=self.group, logStreamName=self.stream, logEvents=batch
+            )
+        except ClientError as exc:  # logs are best effort; the local copy stays complete
+            self.local.write(f"[musicpipe] could not ship logs to CloudWatch: {exc}\n")
+
+    def close(self) -> None:
+        self.closed.set()
+        self.flusher.join(timeout=5)
+        self.flush()
+        self.local.close()
+
+
+def split_s3_url(url: str) -> tuple[str, str]:
+    parts = urlsplit(url)
+    if parts.scheme not in ("s3", "s3a", "s3n") or not parts.netloc or not parts.path.strip("/"):
+        raise FetchError(f"{url!r} is not an s3://bucket/key location")
+    return parts.netloc, parts.path.lstrip("/")
+
+
+class Runner:
+    def __init__(self, store: Store, settings: RunnerSettings) -> None:
+        self.store = store
+        self.settings = settings
+        self.aws = LocalAws(settings.aws_endpoint, settings.region)
+        self.active: dict[str, ActiveRun] = {}
+        self.lock = threading.Lock()
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def recover(self) -> None:
+        """After a restart: runs that were in flight cannot be resumed; say so in their state."""
+        for run in self.store.all_runs():
+            if run["JobRunState"] in model.ACTIVE_STATES:
+                pgid = run.get("_pgid")
+                # Only if that process is still the one we started (PIDs get recycled).
+                if pgid and start_ticks(pgid) == run.get("_pstart"):
+                    self._kill_group(pgid, signal.SIGKILL)
+                model.finish(
+                    run,
+                    model.FAILED,
+                    "The Glue emulator restarted while this run was in progress.",
+                )
+                self.store.put_run(run)
+
+    def shutdown(self) -> None:
+        with self.lock:
+            active = list(self.active.values())
+        for handle in active:
+            handle.stop_requested = True
+            if handle.process is not None:
+                self._kill_group(handle.process.pid, signal.SIGTERM)
+        for handle in active:
+            if handle.thread is not None:
+                handle.thread.join(timeout=STOP_GRACE_SECONDS + 5)
+
+    # -- API-facing ----------------------------------------------------------------------
+    def start(self, run: dict) -> None:
+        handle = ActiveRun(run["Id"], run["JobName"])
+        handle.thread = threading.Thread(target=self._execute, args=(run, handle), daemon=True)
+        with self.lock:
+            self.active[run["Id"]] = handle
+        handle.thread.start()
+
+    def stop(self, run_id: str) -> bool:
+        """Ask a run to stop. False when the run is not active here."""
+        with self.lock:
+            handle = self.active.get(run_id)
+        if handle is None:
+            return False
+        handle.stop_requested = True
+        self._update(handle, model.STOPPING)
+        if handle.process is not None:
+            threading.Thread(target=self._terminate, args=(handle.process,), daemon=True).start()
+        return True
+
+    # -- the run itself -------------------------------------------------------------------
+    def _update(self, handle: ActiveRun, state: str, **fields) -> dict:
+        with self.store.lock:
+            run = self.store.get_run(handle.job_name, handle.run_id)
+            if run["JobRunState"] in model.TERMINAL_STATES:
+                return run
+            if not (run["JobRunState"] == model.STOPPING and state == model.RUNNING):
+                run["JobRunState"] = state
+            run["LastModifiedOn"] = model.now()
+            run.update(fields)
+            self.store.put_run(run)
+            return run
+
+    def _finish(self, handle: ActiveRun, state: str, error: str | None = None) -> None:
+        with self.store.lock:
+            run = self.store.get_run(handle.job_name, handle.run_id)
+            if run["JobRunState"] not in model.TERMINAL_STATES:
+                model.finish(run, state, error)
+                self.store.put_run(run)
+
+    def _execute(self, run: dict, handle: ActiveRun) -> None:
+        workdir = self.store.run_dir(run["Id"])
+        logs = self.aws.client("logs")
+        prefix = run["LogGroupName"]
+        out = LogShipper(logs, f"{prefix}/output", run["Id"], workdir / "stdout.log")
+        err = LogShipper(logs, f"{prefix}/error", run["Id"], workdir / "stderr.log")
+        try:
+            state, error = self._run_process(run, handle, workdir, out, err)
+        except (FetchError, spark.SparkSetupError) as exc:
+            err.write(str(exc))
+            state, error = model.FAILED, str(exc)
+        except Exception as exc:  # an emulator bug must still end the run honestly
+            err.write(f"[musicpipe] emulator error: {exc!r}")
+            state, error = model.FAILED, f"Glue emulator error: {exc!r}"
+        finally:
+            out.close()
+            err.close()
+        self._finish(handle, state, error)
+        with self.lock:
+            self.active.pop(run["Id"], None)
+
+    def _run_process(
+        self, run: dict, handle: ActiveRun, workdir: Path, out: LogShipper, err: LogShipper
+    ) -> tuple[str, str | None]:
+        args = run["_resolved"]
+        script = self._fetch(run["_script"], workdir / "script")
+        libs = [
+            self._fetch(url.strip(), workdir / "libs")
+            for url in args.get("--extra-py-files", "").split(",")
+            if url.strip()
+        ]
+        if handle.stop_requested:
+            return model.STOPPED, None
+        env = local_environment(
+            dict(os.environ),
+            self.settings.aws_endpoint,
+            self.settings.region,
+            self.settings.glue_endpoint,
+        )
+        env["PYTHONUNBUFFERED"] = "1"
+        if run["_command"] not in model.RUNNABLE:
+            return model.FAILED, f"Command.Name {run['_command']!r} is not run by this emulator."
+        # Glue puts --extra-py-files (.py, .zip, .egg, .whl) on sys.path before the script runs.
+        paths = [str(p.parent if p.suffix == ".py" else p) for p in libs]
+        env["PYTHONPATH"] = os.pathsep.join([*paths, env.get("PYTHONPATH", "")]).strip(os.pathsep)
+        if run["_command"] == model.GLUEETL:
+            jars = spark.ensure_s3a_jars(log=out.write)
+            env["PYSPARK_PYTHON"] = env["PYSPARK_DRIVER_PYTHON"] = sys.executable
+            env["SPARK_LOCAL_IP"] = "127.0.0.1"  # bind the driver to loopback only
+            env["PYSPARK_SUBMIT_ARGS"] = spark.submit_args(
+                job_name=run["JobName"],
+                jars=jars,
+                py_files=libs,
+                conf=spark.s3a_conf(
+                    self.settings.aws_endpoint,
+                    DUMMY_ACCESS_KEY,
+                    DUMMY_SECRET_KEY,
+                    self.settings.region,
+                ),
+                log4j=spark.log4j_config(self.settings.state_dir),
+            )
+        cmd = [sys.executable, str(script), *model.script_argv(args)]
+
+        process = subprocess.Popen(
+            cmd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            cwd=workdir,
+            start_new_session=True,  # its own group: stop and timeout kill the whole tree (JVM too)
+            text=True,
+            errors="replace",
+        )
+        handle.process = process
+        self._update(handle, model.RUNNING, _pgid=process.pid, _pstart=start_ticks(process.pid))
+        if handle.stop_requested:  # a stop that came while we were starting
+            threading.Thread(target=self._terminate, args=(process,), daemon=True).start()
+        pumps = [
+            threading.Thread(target=self._pump, args=(process.stdout, out, None), daemon=True),
+            threading.Thread(
+                target=self._pump, args=(process.stderr, err, handle.stderr_tail), daemon=True
+            ),
+        ]
+        for pump in pumps:
+            pump.start()
+        deadline = run["StartedOn"] + run["Timeout"] * self.settings.minute_seconds
+        timed_out = False
+        while process.poll() is None:
+            if time.time() > deadline and not timed_out:
+                timed_out = True
+                err.write(f"[musicpipe] run exceeded its timeout of {run['Timeout']} minutes")
+                self._terminate(process)
+            time.sleep(0.2)
+        for pump in pumps:
+            pump.join(timeout=10)
+        if timed_out:
+            return model.TIMEOUT, (
+                f"Job run timed out: it exceeded its timeout of {run['Timeout']} minutes."
+            )
+        if handle.stop_requested:
+            return model.STOPPED, None
+        if process.returncode == 0:
+            return model.SUCCEEDED, None
+        message = model.error_message("\n".join(handle.stderr_tail))
+        return model.FAILED, message or f"Script exited with code {process.returncode}."
+
+    @staticmethod
+    def _pump(stream, shipper: LogShipper, tail) -> None:
+        for line in stream:
+            line = line.rstrip("\n")
+            shipper.write(line)
+            if tail is not None:
+                tail.append(line)
+
+    def _fetch(self, url: str, folder: Path) -> Path:
+        bucket, key = split_s3_url(url)
+        folder.mkdir(parents=True, exist_ok=True)
+        target = folder / Path(key).name
+        try:
+            self.aws.client("s3").download_file(bucket, key, str(target))
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code in ("404", "NoSuchKey", "NoSuchBucket"):
+                raise FetchError(
+                    f"{url} does not exist: upload it before starting the job."
+                ) from None
+            raise FetchError(f"could not fetch {url}: {exc}") from None
+        return target
+
+    def _terminate(self, process: subprocess.Popen) -> None:
+        self._kill_group(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=STOP_GRACE_SECONDS)
+        except subprocess.TimeoutExpired:
+            self._kill_group(process.pid, signal.SIGKILL)
+
+    @staticmethod
+    def _kill_group(pgid: int | None, sig: int) -> None:
+        if not pgid:
+            return
+        try:
+            os.killpg(pgid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass

@@ -1,0 +1,167 @@
+"""How a glueetl job runs locally: pip's pyspark, with S3 through S3A.
+
+pip's pyspark has no hadoop-aws. It comes from Maven Central at the Hadoop version bundled in
+pyspark (hadoop-aws pulls the matching AWS SDK bundle, a few hundred MB), resolved once into a
+cache shared by every state folder and then passed to each run with --jars.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pyspark
+
+SPARK_HOME = Path(pyspark.__file__).parent
+LOG4J2 = """\
+rootLogger.level = warn
+rootLogger.appenderRef.stderr.ref = console
+appender.console.type = Console
+appender.console.name = console
+appender.console.target = SYSTEM_ERR
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = %d{yy/MM/dd HH:mm:ss} %p %c{1}: %m%n
+logger.s3a.name = org.apache.hadoop.fs.s3a
+logger.s3a.level = error
+logger.metrics.name = org.apache.hadoop.metrics2
+logger.metrics.level = error
+logger.native.name = org.apache.hadoop.util.NativeCodeLoader
+logger.native.level = error
+"""
+
+
+class SparkSetupError(RuntimeError):
+    """Spark or its S3A jars are not usable; the message says what to do."""
+
+
+def hadoop_version() -> str:
+    """The Hadoop version inside pip's pyspark (from its hadoop-client-api jar)."""
+    for jar in (SPARK_HOME / "jars").glob("hadoop-client-api-*.jar"):
+        match = re.match(r"hadoop-client-api-(.+)\.jar", jar.name)
+        if match:
+            return match.group(1)
+    raise SparkSetupError(f"no hadoop-client-api jar in {SPARK_HOME / 'jars'}; reinstall pyspark")
+
+
+def jar_cache() -> Path:
+    default = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "musicpipe" / "ivy"
+    return Path(os.environ.get("MUSICPIPE_JAR_CACHE", default))
+
+
+def spark_submit() -> str:
+    return str(SPARK_HOME / "bin" / "spark-submit")
+
+
+def ensure_s3a_jars(log: Callable[[str], None] = print) -> list[str]:
+    """Paths of hadoop-aws and its AWS SDK bundle, downloading them the first time."""
+    version = hadoop_version()
+    cache = jar_cache()
+    marker = cache / f"s3a-jars-{version}.json"
+    if marker.exists():
+        jars = json.loads(marker.read_text())
+        if all(Path(j).is_file() for j in jars):
+            return jars
+    package = f"org.apache.hadoop:hadoop-aws:{version}"
+    log(
+        f"first glueetl run: downloading {package} and the AWS SDK bundle it needs "
+        f"(about 300 MB) from Maven Central into {cache}; later runs reuse them"
+    )
+    cache.mkdir(parents=True, exist_ok=True)
+    noop = cache / "resolve_only.py"
+    noop.write_text("# resolves --packages, then exits\n")
+    result = subprocess.run(
+        [
+            spark_submit(),
+            "--master",
+            "local[1]",
+            "--conf",
+            f"spark.jars.ivy={cache}",
+            "--packages",
+            package,
+            str(noop),
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYSPARK_PYTHON": sys.executable},
+        timeout=1800,
+    )
+    jars = sorted(str(p) for p in (cache / "jars").glob("*.jar"))
+    wanted = [j for j in jars if "hadoop-aws" in j or "aws-java-sdk-bundle" in j]
+    if result.returncode != 0 or len(wanted) < 2:
+        tail = "\n".join((result.stderr or "").splitlines()[-15:])
+        raise SparkSetupError(
+            f"could not fetch {package} from Maven Central (spark-submit exit "
+            f"{result.returncode}). Check that Maven Central is reachable.\n{tail}"
+        )
+    marker.write_text(json.dumps(wanted))
+    log(f"S3A jars ready: {', '.join(Path(j).name for j in wanted)}")
+    return wanted
+
+
+def log4j_config(state_dir: Path) -> Path:
+    path = state_dir / "log4j2.properties"
+    if not path.exists() or path.read_text() != LOG4J2:
+        path.write_text(LOG4J2)
+    return path
+
+
+def s3a_conf(endpoint: str, access_key: str, secret_key: str, region: str) -> dict[str, str]:
+    """Hadoop settings that make s3:// and s3a:// paths reach the local S3 endpoint."""
+    s3a = "org.apache.hadoop.fs.s3a.S3AFileSystem"
+    return {
+        "spark.hadoop.fs.s3.impl": s3a,
+        "spark.hadoop.fs.s3a.impl": s3a,
+        "spark.hadoop.fs.s3a.endpoint": endpoint,
+        "spark.hadoop.fs.s3a.endpoint.region": region,
+        "spark.hadoop.fs.s3a.path.style.access": "true",
+        "spark.hadoop.fs.s3a.connection.ssl.enabled": str(endpoint.startswith("https")).lower(),
+        "spark.hadoop.fs.s3a.access.key": access_key,
+        "spark.hadoop.fs.s3a.secret.key": secret_key,
+        "spark.hadoop.fs.s3a.aws.credentials.provider": (
+            "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider"
+        ),
+        # moto answers quickly or not at all: fail fast instead of retrying for minutes.
+        "spark.hadoop.fs.s3a.attempts.maximum": "3",
+        "spark.hadoop.fs.s3a.retry.limit": "3",
+        "spark.hadoop.fs.s3a.connection.establish.timeout": "5000",
+    }
+
+
+def submit_args(
+    *,
+    job_name: str,
+    jars: list[str],
+    py_files: list[Path],
+    conf: dict[str, str],
+    log4j: Path,
+) -> str:
+    """PYSPARK_SUBMIT_ARGS for a driver started as `python script.py …`.
+
+    The script runs as its own Python process (not under spark-submit, whose Python runner
+    folds the script's stderr into stdout), and pyspark launches the JVM with these arguments
+    when the script builds its SparkSession. So print() goes to the output log and a
+    traceback to the error log, as on Glue.
+    """
+    master = os.environ.get("MUSICPIPE_SPARK_MASTER", "local[*]")
+    memory = os.environ.get("MUSICPIPE_SPARK_DRIVER_MEMORY", "2g")
+    all_conf = {
+        # Glue runs Spark in UTC.
+        "spark.sql.session.timeZone": "UTC",
+        "spark.ui.enabled": "false",
+        "spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile=file:{log4j}",
+        **conf,
+    }
+    args = ["--master", master, "--name", job_name, "--driver-memory", memory]
+    if jars:
+        args += ["--jars", ",".join(jars)]
+    for key, value in all_conf.items():
+        args += ["--conf", f"{key}={value}"]
+    if py_files:
+        args += ["--py-files", ",".join(str(p) for p in py_files)]
+    return shlex.join([*args, "pyspark-shell"])
