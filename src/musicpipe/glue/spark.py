@@ -150,9 +150,16 @@ def submit_args(
     """
     master = os.environ.get("MUSICPIPE_SPARK_MASTER", "local[*]")
     memory = os.environ.get("MUSICPIPE_SPARK_DRIVER_MEMORY", "2g")
+    # Spark's default of 200 shuffle partitions suits a cluster; on a laptop each shuffle
+    # would run 200 tiny tasks. Glue sizes this from its workers; we size it from the cores.
+    partitions = os.environ.get(
+        "MUSICPIPE_SPARK_SHUFFLE_PARTITIONS", str(max(4, 2 * (os.cpu_count() or 2)))
+    )
     all_conf = {
         # Glue runs Spark in UTC.
         "spark.sql.session.timeZone": "UTC",
+        "spark.sql.shuffle.partitions": partitions,
+        "spark.default.parallelism": partitions,
         "spark.ui.enabled": "false",
         "spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile=file:{log4j}",
         **conf,

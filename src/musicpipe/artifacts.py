@@ -1,0 +1,90 @@
+"""The Glue jobs' artifacts: their scripts and the `musicpipe` library they import.
+
+Builds ``musicpipe_jobs.zip`` (the package minus what only the local tooling needs), uploads
+it and the scripts under ``spark_jobs/`` to the artifacts bucket, and creates or updates the
+manifest's Glue jobs. `musicpipe up` runs it against the emulator; promotion (#7) does the
+same against AWS with the very same files.
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from pathlib import Path
+
+from musicpipe.manifest import GlueJobSpec, Manifest
+
+PACKAGE_ROOT = Path(__file__).resolve().parent
+REPO_ROOT = PACKAGE_ROOT.parents[1]
+# What the jobs import; the CLI, the stack and the emulator stay out of the zip.
+JOB_SUBPACKAGES = ("contract", "pipeline", "etl")
+
+
+def build_jobs_zip() -> bytes:
+    """The library zip, byte-identical for identical sources (fixed timestamps, sorted)."""
+    files = [PACKAGE_ROOT / "__init__.py"]
+    for sub in JOB_SUBPACKAGES:
+        files += sorted((PACKAGE_ROOT / sub).rglob("*.py"))
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
+        for path in files:
+            arcname = "musicpipe/" + path.relative_to(PACKAGE_ROOT).as_posix()
+            info = zipfile.ZipInfo(arcname, date_time=(2020, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            zf.writestr(info, path.read_bytes())
+    return buffer.getvalue()
+
+
+def _s3_parts(url: str) -> tuple[str, str]:
+    bucket, _, key = url.removeprefix("s3://").partition("/")
+    return bucket, key
+
+
+def job_definition(spec: GlueJobSpec, role_arn: str) -> dict:
+    """CreateJob/UpdateJob members for a job of the manifest."""
+    definition: dict = {
+        "Role": role_arn,
+        "Command": {
+            "Name": spec.command,
+            "ScriptLocation": spec.script_location,
+            "PythonVersion": spec.python_version,
+        },
+        "DefaultArguments": dict(spec.default_arguments),
+        "ExecutionProperty": {"MaxConcurrentRuns": spec.max_concurrent_runs},
+        "Timeout": spec.timeout_minutes,
+        "MaxRetries": 0,
+    }
+    if spec.glue_version:
+        definition["GlueVersion"] = spec.glue_version
+    if spec.worker_type:
+        definition["WorkerType"] = spec.worker_type
+        definition["NumberOfWorkers"] = spec.number_of_workers
+    if spec.max_capacity is not None:
+        definition["MaxCapacity"] = spec.max_capacity
+    return definition
+
+
+def deploy_jobs(s3, glue, manifest: Manifest, account_id: str, repo_root: Path = REPO_ROOT):
+    """Upload scripts and library, then create or update each job. Returns (job, action)."""
+    bucket, key = _s3_parts(manifest.extra_py_files)
+    s3.put_object(Bucket=bucket, Key=key, Body=build_jobs_zip())
+    results = []
+    for spec in manifest.glue_jobs:
+        script = repo_root / spec.script
+        if not script.is_file():
+            raise FileNotFoundError(f"{script}: the script of Glue job {spec.name} is missing")
+        bucket, key = _s3_parts(spec.script_location)
+        s3.put_object(Bucket=bucket, Key=key, Body=script.read_bytes())
+        definition = job_definition(spec, manifest.glue_role_arn(account_id))
+        try:
+            current = glue.get_job(JobName=spec.name)["Job"]
+        except glue.exceptions.EntityNotFoundException:
+            glue.create_job(Name=spec.name, **definition)
+            results.append((spec.name, "created"))
+            continue
+        if any(current.get(k) != v for k, v in definition.items()):
+            glue.update_job(JobName=spec.name, JobUpdate=definition)
+            results.append((spec.name, "updated"))
+        else:
+            results.append((spec.name, "unchanged"))
+    return results

@@ -1,0 +1,367 @@
+"""The ETL job's steps in order (SPEC.md §3), with the file tracker around them.
+
+claim files → load references and the batch → check rows, quarantine rejected ones →
+replace the files' stored events → KPIs of every touched date from all its events →
+stage DynamoDB items and KPI Parquet → tracker STAGED → metrics. Any failure after the claim
+marks the batch's files FAILED with the error (the next run retries them) and re-raises, so
+the Glue run fails with the script's error.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import reduce
+
+from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
+
+from musicpipe.contract import kpis as contract_kpis
+from musicpipe.contract.columns import REQUIRED_COLUMNS, STREAMS
+from musicpipe.contract.rules import REASONS
+from musicpipe.etl import kpis as spark_kpis
+from musicpipe.etl import transform
+from musicpipe.etl.store import EventStore, source_name
+from musicpipe.pipeline import tracker as trk
+from musicpipe.pipeline.metrics import put_pipeline_metrics
+
+SONGS_KEY = "songs/songs.csv"
+USERS_KEY = "users/users.csv"
+STREAMS_PREFIX = "streams/"
+
+
+@dataclass
+class EtlArgs:
+    job_name: str
+    job_run_id: str
+    batch_id: str
+    raw_bucket: str
+    processed_bucket: str
+    quarantine_bucket: str
+    tracker_table: str
+    metrics_namespace: str
+    pipeline_name: str
+    listen_duration_s: int = 180
+    stream_keys: list[str] = field(default_factory=list)
+
+
+@dataclass
+class FileResult:
+    key: str
+    etag: str
+    rows_read: int = 0
+    rows_rejected: dict[str, int] = field(default_factory=dict)
+    rows_duplicate: int = 0
+    rows_accepted: int = 0
+    dates: list[str] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "rows_read": self.rows_read,
+            "rows_accepted": self.rows_accepted,
+            "rows_duplicate": self.rows_duplicate,
+            "rows_rejected": sum(self.rows_rejected.values()),
+        }
+
+
+class EtlJob:
+    def __init__(self, spark: SparkSession, args: EtlArgs, s3, dynamodb, cloudwatch, glue):
+        self.spark = spark
+        self.args = args
+        self.s3 = s3
+        self.cloudwatch = cloudwatch
+        self.glue = glue
+        self.tracker = trk.Tracker(dynamodb, args.tracker_table)
+        self.store = EventStore(s3, args.processed_bucket)
+        self.started = time.time()
+
+    def log(self, message: str) -> None:
+        print(f"[{time.time() - self.started:7.1f} s] {message}", flush=True)
+
+    # -- entry point -------------------------------------------------------------------------
+    def run(self) -> dict:
+        files = self.claim_files()
+        if not files:
+            self.log("no new or changed stream files: nothing to process")
+            self.write_staging({}, [], [])
+            return {"files": [], "dates": []}
+        try:
+            return self.process(files)
+        except Exception as exc:
+            for f in files:
+                self.tracker.set_status(
+                    f.key, trk.FAILED, self.args.batch_id, error=f"{type(exc).__name__}: {exc}"
+                )
+            raise
+
+    # -- 1. claim ----------------------------------------------------------------------------
+    def candidate_keys(self) -> list[str]:
+        if self.args.stream_keys:
+            return sorted(set(self.args.stream_keys))
+        keys = []
+        for page in self.s3.get_paginator("list_objects_v2").paginate(
+            Bucket=self.args.raw_bucket, Prefix=STREAMS_PREFIX
+        ):
+            keys += [o["Key"] for o in page.get("Contents", []) if o["Key"].endswith(".csv")]
+        return sorted(keys)
+
+    def run_is_alive(self, run_id: str) -> bool:
+        """Whether the Glue run holding a claim still runs (a killed run's claim is stale)."""
+        if not run_id or run_id == self.args.job_run_id:
+            return False
+        try:
+            run = self.glue.get_job_run(JobName=self.args.job_name, RunId=run_id)["JobRun"]
+        except Exception:
+            return False
+        return run["JobRunState"] in ("STARTING", "RUNNING", "STOPPING", "WAITING")
+
+    def claim_files(self) -> list[FileResult]:
+        claimed = []
+        for key in self.candidate_keys():
+            try:
+                head = self.s3.head_object(Bucket=self.args.raw_bucket, Key=key)
+            except self.s3.exceptions.ClientError:
+                self.log(f"skip {key}: no longer in s3://{self.args.raw_bucket}")
+                continue
+            etag = head["ETag"].strip('"')
+            if self.tracker.claim(
+                key, etag, self.args.batch_id, self.args.job_run_id, self.run_is_alive
+            ):
+                claimed.append(FileResult(key, etag))
+            else:
+                self.log(f"skip {key}: already COMPLETED with this content, or held by a live run")
+        return claimed
+
+    # -- 2.–7. -------------------------------------------------------------------------------
+    def process(self, files: list[FileResult]) -> dict:
+        a = self.args
+        self.log(f"claimed {len(files)} files: {', '.join(f.key for f in files)}")
+        songs = transform.songs_reference(self._read(SONGS_KEY)[0]).cache()
+        users = transform.users_reference(self._read(USERS_KEY)[0]).cache()
+        all_dates = self.store.dates()
+
+        checked_files: dict[str, tuple[DataFrame, list[str]]] = {}
+        for f in files:
+            df, original = self._read(f.key)
+            missing = [c for c in REQUIRED_COLUMNS[STREAMS] if c not in df.columns]
+            if missing:
+                raise ValueError(f"{f.key}: header lacks {', '.join(missing)}")
+            checked = transform.check_rows(df, songs, users, source_name(f.key))
+            checked_files[f.key] = (checked.cache(), original)
+
+        # Row accounting in one pass over all files: rows read and rejected by reason.
+        by_source = {source_name(f.key): f for f in files}
+        reasons = reduce(
+            DataFrame.unionByName,
+            [checked.select("_source", "_reason") for checked, _ in checked_files.values()],
+        )
+        for row in reasons.groupBy("_source", "_reason").count().collect():
+            f = by_source[row["_source"]]
+            f.rows_read += row["count"]
+            if row["_reason"] is not None:
+                f.rows_rejected[row["_reason"]] = row["count"]
+        for f in files:
+            f.rows_rejected = {r: f.rows_rejected.get(r, 0) for r in REASONS}
+            if any(f.rows_rejected.values()):
+                self._quarantine_rows(f, *checked_files[f.key])
+        self.log("rows checked; rejected rows quarantined")
+        # Distinct accepted events per file (an event twice in one file counts once).
+        per_file = [
+            transform.accepted_events(
+                checked_files[f.key][0], a.listen_duration_s, a.batch_id
+            ).dropDuplicates(transform.EVENT_KEY)
+            for f in files
+        ]
+        batch_events = reduce(DataFrame.unionByName, per_file).cache()
+
+        for row in batch_events.groupBy("source", "listen_date").count().collect():
+            by_source[row["source"]].dates.append(row["listen_date"])
+        previous_dates = {s: self.store.dates_of_source(s, all_dates) for s in by_source}
+        self._count_duplicates(files, batch_events, previous_dates)
+
+        self.log("duplicates counted")
+        # Replace the files' stored events: old partitions out, new ones in.
+        for source, dates in previous_dates.items():
+            self.store.delete_source(source, dates)
+        (
+            batch_events.write.mode("overwrite")
+            .option("partitionOverwriteMode", "dynamic")
+            .partitionBy("listen_date", "source")
+            .parquet(self.store.root_url())
+        )
+
+        self.log("events stored")
+        touched = sorted(
+            {d for f in files for d in f.dates} | {d for ds in previous_dates.values() for d in ds}
+        )
+        days = self.compute_kpis(touched)
+        self.log(f"KPIs computed for {', '.join(touched)}")
+        self.write_staging(days, touched, files)
+        self.log("KPI items staged")
+        for f in files:
+            self.tracker.set_status(
+                f.key, trk.STAGED, a.batch_id, counts=f.counts(), dates=f.dates, etag=f.etag
+            )
+        self._metrics(files)
+        for f in files:
+            self.log(
+                f"{f.key}: read {f.rows_read}, accepted {f.rows_accepted}, "
+                f"duplicates {f.rows_duplicate}, rejected {f.rows_rejected}"
+            )
+        return {"files": [f.key for f in files], "dates": touched}
+
+    def _read(self, key: str) -> tuple[DataFrame, list[str]]:
+        return transform.read_csv(self.spark, f"s3://{self.args.raw_bucket}/{key}")
+
+    def _count_duplicates(self, files, batch_events: DataFrame, previous_dates) -> None:
+        """Per file: events already held by another file (stored earlier, or an earlier key of
+        this batch) are its duplicates; the rest are accepted. Rows in = accepted +
+        duplicates + rejected."""
+        batch_sources = set(previous_dates)
+        dates = [r["listen_date"] for r in batch_events.select("listen_date").distinct().collect()]
+        stored_dates = self.store.dates_with_data(dates)
+        keys = batch_events.select("source", *transform.EVENT_KEY)
+        if stored_dates:
+            stored = (
+                self.spark.read.option("basePath", self.store.root_url())
+                .parquet(*[self.store.date_url(d) for d in stored_dates])
+                .where(~F.col("source").isin(list(batch_sources)))
+                .select(*transform.EVENT_KEY)
+                .distinct()
+                .withColumn("_stored", F.lit(True))
+            )
+            keys = keys.join(stored, transform.EVENT_KEY, "left")
+        else:
+            keys = keys.withColumn("_stored", F.lit(None).cast("boolean"))
+        first = Window.partitionBy(*transform.EVENT_KEY).orderBy("source")
+        flagged = keys.withColumn("_n", F.row_number().over(first)).withColumn(
+            "_dup", F.col("_stored").isNotNull() | (F.col("_n") > 1)
+        )
+        distinct_counts = {
+            r["source"]: (r["events"], r["dups"])
+            for r in flagged.groupBy("source")
+            .agg(F.count("*").alias("events"), F.sum(F.col("_dup").cast("int")).alias("dups"))
+            .collect()
+        }
+        for f in files:
+            events, cross = distinct_counts.get(source_name(f.key), (0, 0))
+            within = f.rows_read - sum(f.rows_rejected.values()) - events
+            f.rows_duplicate = within + (cross or 0)
+            f.rows_accepted = events - (cross or 0)
+
+    def _quarantine_rows(self, f: FileResult, checked: DataFrame, original: list[str]) -> None:
+        """Rejected rows → s3://<quarantine>/quarantine/rows/<batch>/<file stem>.csv."""
+        rejected = transform.rejected_rows(checked, original)
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(rejected.columns)
+        for row in rejected.toLocalIterator():
+            writer.writerow(["" if v is None else v for v in row])
+        stem = f.key.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+        self.s3.put_object(
+            Bucket=self.args.quarantine_bucket,
+            Key=f"quarantine/rows/{self.args.batch_id}/{stem}.csv",
+            Body=buffer.getvalue().encode("utf-8"),
+            ContentType="text/csv",
+        )
+
+    # -- KPIs and staging --------------------------------------------------------------------
+    def compute_kpis(self, dates: list[str]) -> dict[str, dict]:
+        stored = self.store.dates_with_data(dates)
+        if not stored:
+            return {}
+        events = (
+            self.spark.read.option("basePath", self.store.root_url())
+            .parquet(*[self.store.date_url(d) for d in stored])
+            .dropDuplicates(transform.EVENT_KEY)
+        )
+        return spark_kpis.day_kpis(events)
+
+    def write_staging(self, days: dict[str, dict], dates: list[str], files) -> None:
+        a = self.args
+        updated_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        items = [
+            item for d in sorted(days) for item in contract_kpis.day_items(days[d], updated_at)
+        ]
+        prefix = f"kpis/staging/{a.batch_id}/"
+        body = "".join(contract_kpis.item_to_json(i) + "\n" for i in items)
+        self.s3.put_object(
+            Bucket=a.processed_bucket, Key=prefix + "items.jsonl", Body=body.encode()
+        )
+        manifest = {
+            "batch_id": a.batch_id,
+            "dates": dates,
+            "files": [{"file_key": f.key, "etag": f.etag} for f in files],
+            "item_count": len(items),
+        }
+        self.s3.put_object(
+            Bucket=a.processed_bucket,
+            Key=prefix + "manifest.json",
+            Body=json.dumps(manifest).encode(),
+        )
+        if days:
+            self._write_kpi_parquet(days)
+
+    def _write_kpi_parquet(self, days: dict[str, dict]) -> None:
+        """KPIs as Parquet under s3://<processed>/kpis/<kind>/listen_date=D/, replaced per date."""
+        genre_rows, hour_rows, top_rows = [], [], []
+        for date, day in days.items():
+            for g in day["genres"]:
+                genre_rows.append(
+                    {
+                        **_plain(g),
+                        "top_songs": json.dumps(_plain(g["top_songs"])),
+                        "listen_date": date,
+                    }
+                )
+            for h in day["hours"]:
+                hour_rows.append({**_plain(h), "listen_date": date})
+            top_rows.append(
+                {"genres": json.dumps(_plain(day["top_genres"]["genres"])), "listen_date": date}
+            )
+        root = f"s3://{self.args.processed_bucket}/kpis"
+        for name, rows in (
+            ("genre_daily", genre_rows),
+            ("hourly", hour_rows),
+            ("top_genres", top_rows),
+        ):
+            if rows:
+                (
+                    self.spark.createDataFrame(rows)
+                    .write.mode("overwrite")
+                    .option("partitionOverwriteMode", "dynamic")
+                    .partitionBy("listen_date")
+                    .parquet(f"{root}/{name}")
+                )
+
+    def _metrics(self, files: list[FileResult]) -> None:
+        a = self.args
+        put_pipeline_metrics(
+            self.cloudwatch,
+            a.metrics_namespace,
+            a.pipeline_name,
+            {
+                "FilesProcessed": len(files),
+                "RowsAccepted": sum(f.rows_accepted for f in files),
+                "RowsRejected": sum(sum(f.rows_rejected.values()) for f in files),
+                "DuplicatesDropped": sum(f.rows_duplicate for f in files),
+                "EtlDurationSeconds": round(time.time() - self.started, 3),
+            },
+        )
+
+
+def _plain(value):
+    """Decimals and nested records as plain Python for Spark rows and JSON."""
+    from decimal import Decimal
+
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items() if k != "date"}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value

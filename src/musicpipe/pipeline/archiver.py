@@ -1,0 +1,295 @@
+"""The ``archive_processed_files`` step (SPEC.md §6): COMPLETED stream files → the archive.
+
+For each tracker item with status ``COMPLETED`` (or each of ``keys``), while the object
+``s3://<raw>/<file_key>`` still exists with the etag the tracker records:
+
+1. copy it to ``s3://<raw>/archive/streams/<YYYY>/<MM>/<DD>/<name>`` with
+   ``CopySourceIfMatch=<etag>``. ``<name>`` is the key below ``streams/`` (the file name for the
+   usual flat layout). The date is the object's ``LastModified`` in UTC, i.e. the day the current
+   version **arrived** in the raw bucket (not the listen dates inside it, not the day it was
+   archived), so re-running the step on another day archives to the same place.
+2. verify the copy with a HEAD: same ``ContentLength`` and same ``ETag`` as the original (or,
+   where the ETag is not an MD5 of the bytes, e.g. SSE-KMS, the same full-object checksum).
+   A copy that does not verify is removed again and the original is kept.
+   Single-part objects are copied with CopyObject (the copy's ETag is the MD5 of the bytes, equal
+   to the original's). Multipart originals (ETag ``<md5>-<parts>``) are copied part for part
+   with UploadPartCopy using the original's part sizes, so the copy gets the same ETag too (and
+   objects over CopyObject's 5 GB limit work).
+3. record ``archived_key`` / ``archived_at`` on the tracker item (a plain UpdateItem; the status
+   stays ``COMPLETED``).
+4. delete the original with ``IfMatch=<etag>``, so a version re-uploaded meanwhile is never
+   deleted.
+
+Outcomes per file (:class:`ArchiveResult.status`):
+
+* ``archived``: copied, verified, original deleted.
+* ``skipped_changed``: the object under ``streams/`` has another etag than the tracker's: it was
+  re-uploaded since it was processed, it is new data for the next run, and it stays.
+* ``already_archived``: the original is gone and the object named by the tracker's
+  ``archived_key`` (recorded only after a verified copy) exists: a re-run is a no-op.
+* ``missing``: the original is gone and no verified archive copy is known.
+* ``not_completed``: (only for explicit ``keys``) the tracker has no COMPLETED item for it.
+* ``failed``: the copy did not verify, or S3 refused a step; the original is kept and
+  ``detail`` says why. Other files are still processed; the caller decides whether to fail.
+
+If the archive key already holds *different* bytes (the same file name arrived twice on one day
+with different content), the copy goes to ``<stem>.<etag>.<ext>`` next to it instead of
+overwriting it. Archive keys are under ``archive/``, outside the ``streams/`` prefix of the S3
+event notification, so archiving never looks like an arrival.
+
+Python 3.9-compatible; boto3 and the standard library only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from botocore.exceptions import ClientError
+
+from musicpipe.pipeline.tracker import COMPLETED, Tracker, now_iso
+
+STREAMS_PREFIX = "streams/"  # musicpipe.manifest.STREAMS_PREFIX (manifest needs Python 3.11)
+ARCHIVE_PREFIX = "archive/streams/"
+
+ARCHIVED = "archived"
+SKIPPED_CHANGED = "skipped_changed"
+ALREADY_ARCHIVED = "already_archived"
+MISSING = "missing"
+NOT_COMPLETED = "not_completed"
+FAILED = "failed"
+
+MAX_COPY_OBJECT_BYTES = 5 * 1024**3  # larger objects need a multipart copy
+
+
+@dataclass
+class ArchiveResult:
+    file_key: str
+    status: str
+    archived_key: str | None = None
+    etag: str | None = None
+    detail: str = ""
+
+
+class CopyVerificationError(RuntimeError):
+    pass
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def _bare(etag: object) -> str:
+    return etag.strip('"') if isinstance(etag, str) else ""
+
+
+def _head(s3, bucket: str, key: str, **kwargs) -> dict | None:
+    try:
+        return s3.head_object(Bucket=bucket, Key=key, **kwargs)
+    except ClientError as exc:
+        if _code(exc) in ("404", "NoSuchKey", "NotFound"):
+            return None
+        raise
+
+
+def archive_key_for(file_key: str, arrived: datetime) -> str:
+    """``archive/streams/YYYY/MM/DD/<name>`` for a stream key and its arrival time (UTC)."""
+    if not file_key.startswith(STREAMS_PREFIX):
+        raise ValueError(f"{file_key!r} is not under {STREAMS_PREFIX}")
+    if arrived.tzinfo is None:
+        arrived = arrived.replace(tzinfo=timezone.utc)
+    day = arrived.astimezone(timezone.utc)
+    return f"{ARCHIVE_PREFIX}{day:%Y/%m/%d}/{file_key[len(STREAMS_PREFIX) :]}"
+
+
+def _alternate_key(key: str, etag: str) -> str:
+    folder, _, name = key.rpartition("/")
+    stem, dot, ext = name.rpartition(".")
+    if not dot:
+        stem, ext = name, ""
+    tagged = f"{stem}.{_bare(etag)}" + (f".{ext}" if ext else "")
+    return f"{folder}/{tagged}"
+
+
+def _copy(s3, bucket: str, key: str, dest: str, source: dict) -> None:
+    """Copy ``key`` to ``dest`` so that the copy has the same ETag (see module docstring)."""
+    etag = source["ETag"]
+    size = source["ContentLength"]
+    copy_source = {"Bucket": bucket, "Key": key}
+    if "-" not in _bare(etag) and size <= MAX_COPY_OBJECT_BYTES:
+        s3.copy_object(
+            Bucket=bucket,
+            Key=dest,
+            CopySource=copy_source,
+            CopySourceIfMatch=etag,
+            MetadataDirective="COPY",
+        )
+        return
+    parts = int(_bare(etag).rsplit("-", 1)[1]) if "-" in _bare(etag) else 1
+    sizes = []
+    for number in range(1, parts + 1):
+        # No IfMatch here: emulators compare it with the part's ETag. The part copies below
+        # carry CopySourceIfMatch, and the copy's ETag is verified afterwards.
+        head = s3.head_object(Bucket=bucket, Key=key, PartNumber=number)
+        sizes.append(head["ContentLength"])
+    if sum(sizes) != size:
+        raise CopyVerificationError(f"part sizes {sizes} do not add up to {size} bytes")
+    create: dict = {"Bucket": bucket, "Key": dest, "Metadata": source.get("Metadata", {})}
+    if source.get("ContentType"):
+        create["ContentType"] = source["ContentType"]
+    upload_id = s3.create_multipart_upload(**create)["UploadId"]
+    try:
+        done = []
+        start = 0
+        for number, part_size in enumerate(sizes, start=1):
+            result = s3.upload_part_copy(
+                Bucket=bucket,
+                Key=dest,
+                UploadId=upload_id,
+                PartNumber=number,
+                CopySource=copy_source,
+                CopySourceIfMatch=etag,
+                CopySourceRange=f"bytes={start}-{start + part_size - 1}",
+            )
+            done.append({"PartNumber": number, "ETag": result["CopyPartResult"]["ETag"]})
+            start += part_size
+        s3.complete_multipart_upload(
+            Bucket=bucket, Key=dest, UploadId=upload_id, MultipartUpload={"Parts": done}
+        )
+    except Exception:
+        s3.abort_multipart_upload(Bucket=bucket, Key=dest, UploadId=upload_id)
+        raise
+
+
+def _archive_one(s3, tracker: Tracker, bucket: str, item: dict) -> ArchiveResult:
+    file_key = item["file_key"]
+    etag = _bare(item.get("etag"))
+    result = ArchiveResult(file_key=file_key, status=MISSING, etag=etag or None)
+    if not file_key.startswith(STREAMS_PREFIX):
+        result.status, result.detail = FAILED, f"not a stream file (outside {STREAMS_PREFIX})"
+        return result
+
+    source = _head(s3, bucket, file_key, ChecksumMode="ENABLED")
+    if source is None:
+        known = item.get("archived_key")
+        # archived_key is only recorded after the copy was verified.
+        if known and _head(s3, bucket, known) is not None:
+            result.status, result.archived_key = ALREADY_ARCHIVED, known
+            return result
+        result.detail = "original gone and no archived copy recorded on the tracker"
+        return result
+    if _bare(source["ETag"]) != etag:
+        result.status = SKIPPED_CHANGED
+        result.detail = f"object etag {_bare(source['ETag'])} != tracker etag {etag}: new data"
+        return result
+
+    dest = archive_key_for(file_key, source["LastModified"])
+    existing = _head(s3, bucket, dest, ChecksumMode="ENABLED")
+    if existing is not None and not _same_object(source, existing):
+        dest = _alternate_key(dest, etag)
+        existing = _head(s3, bucket, dest, ChecksumMode="ENABLED")
+    result.archived_key = dest
+    copied = False
+    try:
+        if existing is None or not _same_object(source, existing):
+            _copy(s3, bucket, file_key, dest, source)
+            copied = True
+        copy = _head(s3, bucket, dest, ChecksumMode="ENABLED")
+        if copy is None:
+            raise CopyVerificationError("copy not found after the copy")
+        if not _same_object(source, copy):
+            if copied:
+                s3.delete_object(Bucket=bucket, Key=dest)  # our own unverified copy
+            raise CopyVerificationError(
+                f"copy has {copy['ContentLength']} bytes / etag {_bare(copy['ETag'])}, "
+                f"original {source['ContentLength']} bytes / etag {etag}"
+            )
+        _record_archive(tracker, file_key, dest)
+        s3.delete_object(Bucket=bucket, Key=file_key, IfMatch=source["ETag"])
+    except CopyVerificationError as exc:
+        result.status, result.detail = FAILED, f"copy not verified, original kept: {exc}"
+        return result
+    except ClientError as exc:
+        if _code(exc) in ("PreconditionFailed", "412"):
+            # Re-uploaded between the HEAD and the copy or the delete: the new version stays.
+            result.status = SKIPPED_CHANGED
+            result.detail = "object changed while archiving; the new version stays in streams/"
+            return result
+        result.status, result.detail = FAILED, f"{_code(exc)}: {exc}"
+        return result
+    result.status = ARCHIVED
+    return result
+
+
+_CHECKSUMS = (
+    "ChecksumCRC64NVME",
+    "ChecksumCRC32",
+    "ChecksumCRC32C",
+    "ChecksumSHA1",
+    "ChecksumSHA256",
+)
+
+
+def _same_object(source: dict, copy: dict) -> bool:
+    """Same size, and the same ETag or else the same full-object checksum. The checksum covers
+    buckets where the ETag is not the MD5 of the bytes (SSE-KMS, SSE-C)."""
+    if copy.get("ContentLength") != source.get("ContentLength"):
+        return False
+    if _bare(copy.get("ETag")) == _bare(source.get("ETag")):
+        return True
+    for name in _CHECKSUMS:
+        a, b = source.get(name), copy.get(name)
+        if a and b and "-" not in a and "-" not in b:
+            return a == b
+    return False
+
+
+def _record_archive(tracker: Tracker, file_key: str, archived_key: str) -> None:
+    """Note where the file went, unless the item left COMPLETED meanwhile (a new claim)."""
+    try:
+        tracker.table.update_item(
+            Key={"file_key": file_key},
+            UpdateExpression="SET archived_key = :key, archived_at = :now",
+            ConditionExpression="attribute_exists(file_key) AND #s = :completed",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues={
+                ":key": archived_key,
+                ":now": now_iso(),
+                ":completed": COMPLETED,
+            },
+        )
+    except ClientError as exc:
+        if _code(exc) != "ConditionalCheckFailedException":
+            raise
+
+
+def archive_completed_files(
+    s3,
+    dynamodb_resource,
+    raw_bucket: str,
+    tracker_table: str,
+    keys: list[str] | None = None,
+) -> list[ArchiveResult]:
+    """Archive COMPLETED stream files (all of them, or only ``keys``); one result per file."""
+    tracker = Tracker(dynamodb_resource, tracker_table)
+    if keys is not None:
+        keys = list(dict.fromkeys(keys))  # each file once, in the given order
+    if keys is None:
+        items = sorted(tracker.items(status=COMPLETED), key=lambda i: i["file_key"])
+    else:
+        items = []
+        results_for_missing: list[ArchiveResult] = []
+        for key in keys:
+            item = tracker.get(key)
+            if item is None or item.get("status") != COMPLETED:
+                status = item.get("status") if item else "no tracker item"
+                results_for_missing.append(
+                    ArchiveResult(key, NOT_COMPLETED, detail=f"tracker status: {status}")
+                )
+            else:
+                items.append(item)
+    results = [_archive_one(s3, tracker, raw_bucket, item) for item in items]
+    if keys is not None:
+        by_key = {r.file_key: r for r in results + results_for_missing}
+        results = [by_key[k] for k in keys]
+    return results
