@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,9 +18,16 @@ from musicpipe.stack.settings import load_settings
 RESULTS = Path(__file__).resolve().parents[1] / "bench-results"
 
 
+def _exit_on_sigterm(signum, frame):
+    # Turn `kill` into an exception, so the `finally` below still stops the stack.
+    raise SystemExit(128 + signum)
+
+
 @contextmanager
 def private_stack():
-    """An embedded stack on free ports with its own state, stopped whatever happens."""
+    """An embedded stack on free ports with its own state, stopped whatever happens
+    (an exception, Ctrl-C or a SIGTERM)."""
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     with tempfile.TemporaryDirectory(prefix="musicpipe-bench-") as state:
         os.environ.update(
             MUSICPIPE_STATE_DIR=state,

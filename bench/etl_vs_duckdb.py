@@ -18,6 +18,7 @@ import os
 import sys
 import tempfile
 import time
+from datetime import date, timedelta
 from pathlib import Path
 
 from common import private_stack, write_results
@@ -40,6 +41,7 @@ from musicpipe.stack.safety import LOCAL_ACCOUNT_ID  # noqa: E402
 
 console = Console()
 ROWS_PER_FILE = 1_000_000
+FIRST_DAY = date(2026, 10, 1)
 # Every streams file references the real-size catalogue written by write_songs/write_users.
 CATALOGUE = Catalogue.generated(DEFAULT_SEED, 89_741, 50_000)
 
@@ -94,18 +96,36 @@ def scale_run(work: Path, songs: Path, users: Path, total_rows: int) -> dict:
         duckdb_s = time.perf_counter() - started
     for path in files:
         path.unlink()
+    console.print(
+        f"{total_rows:,} rows: ETL {etl_s:.1f} s, DuckDB {duckdb_s:.1f} s "
+        f"({etl_s / duckdb_s:.1f}×)"
+    )
     return {"rows": total_rows, "etl_s": etl_s, "duckdb_s": duckdb_s}
 
 
 def incremental_run(work: Path, songs: Path, users: Path, history_rows: int) -> dict:
+    """30 daily files of history (one day each, as deliveries are), then one new file on the
+    last day, which touches that one date."""
     history = []
     files = 30
     for day in range(files):
         path = work / f"history_{day + 1:02d}.csv"
-        write_streams(path, history_rows // files, seed=500 + day, catalogue=CATALOGUE, days=30)
+        write_streams(
+            path,
+            history_rows // files,
+            seed=500 + day,
+            catalogue=CATALOGUE,
+            start_date=FIRST_DAY + timedelta(days=day),
+        )
         history.append(path)
     new_file = work / "new_file.csv"
-    write_streams(new_file, DEFAULT_ROWS_PER_FILE, seed=999, catalogue=CATALOGUE, days=1)
+    write_streams(
+        new_file,
+        DEFAULT_ROWS_PER_FILE,
+        seed=999,
+        catalogue=CATALOGUE,
+        start_date=FIRST_DAY + timedelta(days=files - 1),
+    )
     with private_stack() as stack:
         prepared_stack(stack, songs, users)
         upload_streams(stack, [new_file])

@@ -46,16 +46,17 @@ def write_csv(path: Path, text: str) -> Path:
 
 def test_up_status_drop_down_up_keeps_state(cli_env, tmp_path):
     up = run_cli("up", env=cli_env, check=True)
-    assert "12 created" in up.stdout
+    assert "14 created" in up.stdout  # 12 AWS resources and the 2 Glue jobs
     again = run_cli("up", env=cli_env, check=True)
     assert "already running" in again.stdout
-    assert "No changes: all 12 resources already in place." in again.stdout
+    assert "No changes: all 14 resources already in place." in again.stdout
 
     status = run_cli("status", env=cli_env, check=True)
     assert status.stdout.count("healthy") == 2  # moto and the Glue emulator
     for name in ("rds.data", "trial.data", "warehouse.bucket", "kpi.table_file_tracker"):
         assert name in status.stdout
-    assert "all 12 resources in place" in status.stdout
+    assert "all 14 resources in place" in status.stdout
+    assert "music_streaming_etl_complete" in status.stdout
 
     songs = write_csv(
         tmp_path / "songs.csv", "track_id,track_genre,track_name,artists\nt1,pop,x,y\n"
@@ -70,7 +71,8 @@ def test_up_status_drop_down_up_keeps_state(cli_env, tmp_path):
     state = Path(cli_env["MUSICPIPE_STATE_DIR"])
     moto_pid = ManagedProcess("moto", state).pid()
     down = run_cli("down", env=cli_env, check=True)
-    assert "saved 2 S3 objects" in down.stdout
+    # The 2 dropped files and the Glue artifacts (2 scripts, the library zip).
+    assert "saved 5 S3 objects" in down.stdout
     assert (
         not Path(f"/proc/{moto_pid}").exists() or "Z" in Path(f"/proc/{moto_pid}/stat").read_text()
     )
@@ -82,7 +84,7 @@ def test_up_status_drop_down_up_keeps_state(cli_env, tmp_path):
     )
 
     restored = run_cli("up", env=cli_env, check=True)
-    assert "restored the saved state: 2 S3 objects" in restored.stdout
+    assert "restored the saved state: 5 S3 objects" in restored.stdout
     assert s3_keys(cli_env) == ["songs/songs.csv", "streams/day1.csv"]
     run_cli("down", env=cli_env, check=True)
 
@@ -182,12 +184,12 @@ def test_env_exports_point_boto3_at_the_local_stack(cli_env):
         os.environ.update(exports)
         names = {b["Name"] for b in boto3.client("s3").list_buckets()["Buckets"]}
         # boto3 routes just Glue to the emulator.
-        glue_jobs = boto3.client("glue").get_jobs()["Jobs"]
+        glue_jobs = {j["Name"] for j in boto3.client("glue").get_jobs()["Jobs"]}
     finally:
         os.environ.clear()
         os.environ.update(env_backup)
     assert "rds.data" in names
-    assert glue_jobs == []
+    assert glue_jobs == {"music_streaming_validation", "music_streaming_etl_complete"}
 
 
 def test_manifest_command_shows_overrides(cli_env, tmp_path):

@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import reduce
 
-from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from musicpipe.contract import kpis as contract_kpis
-from musicpipe.contract.columns import REQUIRED_COLUMNS, STREAMS
+from musicpipe.contract.columns import STREAMS, missing_columns
 from musicpipe.contract.rules import REASONS
 from musicpipe.etl import kpis as spark_kpis
 from musicpipe.etl import transform
@@ -32,6 +32,20 @@ from musicpipe.pipeline.metrics import put_pipeline_metrics
 SONGS_KEY = "songs/songs.csv"
 USERS_KEY = "users/users.csv"
 STREAMS_PREFIX = "streams/"
+# What every checked file has in common: keys, time, enrichment, reason (transform.check_rows).
+CHECKED_COLUMNS = [
+    "_user",
+    "_track",
+    "_ts",
+    "_source",
+    "_genre",
+    "_track_name",
+    "_artists",
+    "_user_name",
+    "_user_age",
+    "_user_country",
+    "_reason",
+]
 
 
 @dataclass
@@ -140,43 +154,49 @@ class EtlJob:
     def process(self, files: list[FileResult]) -> dict:
         a = self.args
         self.log(f"claimed {len(files)} files: {', '.join(f.key for f in files)}")
-        songs = transform.songs_reference(self._read(SONGS_KEY)[0]).cache()
-        users = transform.users_reference(self._read(USERS_KEY)[0]).cache()
+        songs = transform.songs_reference(self._read(SONGS_KEY)).cache()
+        users = transform.users_reference(self._read(USERS_KEY)).cache()
         all_dates = self.store.dates()
 
-        checked_files: dict[str, tuple[DataFrame, list[str]]] = {}
+        # Files with the same header are read together (one scan); each group keeps its own
+        # column names, and every row knows its file.
+        groups: dict[tuple[str, ...], list[FileResult]] = {}
         for f in files:
-            df, original = self._read(f.key)
-            missing = [c for c in REQUIRED_COLUMNS[STREAMS] if c not in df.columns]
+            header = transform.read_header(self.s3, a.raw_bucket, f.key)
+            missing = missing_columns(STREAMS, header)
             if missing:
                 raise ValueError(f"{f.key}: header lacks {', '.join(missing)}")
-            checked = transform.check_rows(df, songs, users, source_name(f.key))
-            checked_files[f.key] = (checked.cache(), original)
+            groups.setdefault(tuple(header), []).append(f)
+        checked_groups: list[tuple[DataFrame, list[str], list[FileResult]]] = []
+        for header, group in groups.items():
+            paths = [f"s3://{a.raw_bucket}/{f.key}" for f in group]
+            df = transform.read_csv(self.spark, paths, list(header))
+            checked_groups.append((transform.check_rows(df, songs, users), list(header), group))
+        checked_all = reduce(
+            DataFrame.unionByName,
+            [checked.select(*CHECKED_COLUMNS) for checked, _, _ in checked_groups],
+        ).cache()
 
         # Row accounting in one pass over all files: rows read and rejected by reason.
         by_source = {source_name(f.key): f for f in files}
-        reasons = reduce(
-            DataFrame.unionByName,
-            [checked.select("_source", "_reason") for checked, _ in checked_files.values()],
-        )
-        for row in reasons.groupBy("_source", "_reason").count().collect():
+        for row in checked_all.groupBy("_source", "_reason").count().collect():
             f = by_source[row["_source"]]
             f.rows_read += row["count"]
             if row["_reason"] is not None:
                 f.rows_rejected[row["_reason"]] = row["count"]
-        for f in files:
-            f.rows_rejected = {r: f.rows_rejected.get(r, 0) for r in REASONS}
-            if any(f.rows_rejected.values()):
-                self._quarantine_rows(f, *checked_files[f.key])
+        for checked, header, group in checked_groups:
+            for f in group:
+                f.rows_rejected = {r: f.rows_rejected.get(r, 0) for r in REASONS}
+                if any(f.rows_rejected.values()):
+                    mine = checked.where(F.col("_source") == source_name(f.key))
+                    self._quarantine_rows(f, mine, header)
         self.log("rows checked; rejected rows quarantined")
         # Distinct accepted events per file (an event twice in one file counts once).
-        per_file = [
-            transform.accepted_events(
-                checked_files[f.key][0], a.listen_duration_s, a.batch_id
-            ).dropDuplicates(transform.EVENT_KEY)
-            for f in files
-        ]
-        batch_events = reduce(DataFrame.unionByName, per_file).cache()
+        batch_events = (
+            transform.accepted_events(checked_all, a.listen_duration_s, a.batch_id)
+            .dropDuplicates(["source", *transform.EVENT_KEY])
+            .cache()
+        )
 
         for row in batch_events.groupBy("source", "listen_date").count().collect():
             by_source[row["source"]].dates.append(row["listen_date"])
@@ -214,15 +234,16 @@ class EtlJob:
             )
         return {"files": [f.key for f in files], "dates": touched}
 
-    def _read(self, key: str) -> tuple[DataFrame, list[str]]:
-        return transform.read_csv(self.spark, f"s3://{self.args.raw_bucket}/{key}")
+    def _read(self, key: str) -> DataFrame:
+        header = transform.read_header(self.s3, self.args.raw_bucket, key)
+        return transform.read_csv(self.spark, f"s3://{self.args.raw_bucket}/{key}", header)
 
     def _count_duplicates(self, files, batch_events: DataFrame, previous_dates) -> None:
         """Per file: events already held by another file (stored earlier, or an earlier key of
         this batch) are its duplicates; the rest are accepted. Rows in = accepted +
         duplicates + rejected."""
         batch_sources = set(previous_dates)
-        dates = [r["listen_date"] for r in batch_events.select("listen_date").distinct().collect()]
+        dates = sorted({d for f in files for d in f.dates})
         stored_dates = self.store.dates_with_data(dates)
         keys = batch_events.select("source", *transform.EVENT_KEY)
         if stored_dates:
@@ -232,26 +253,23 @@ class EtlJob:
                 .where(~F.col("source").isin(list(batch_sources)))
                 .select(*transform.EVENT_KEY)
                 .distinct()
-                .withColumn("_stored", F.lit(True))
+                .withColumn("_stored", F.lit(1))
             )
             keys = keys.join(stored, transform.EVENT_KEY, "left")
         else:
-            keys = keys.withColumn("_stored", F.lit(None).cast("boolean"))
-        first = Window.partitionBy(*transform.EVENT_KEY).orderBy("source")
-        flagged = keys.withColumn("_n", F.row_number().over(first)).withColumn(
-            "_dup", F.col("_stored").isNotNull() | (F.col("_n") > 1)
+            keys = keys.withColumn("_stored", F.lit(None).cast("int"))
+        # Each event belongs to the first file (by name) that delivered it, unless another
+        # file already stored it; a hash aggregation, no sort of all the events.
+        owners = keys.groupBy(*transform.EVENT_KEY).agg(
+            F.min("source").alias("owner"), F.max("_stored").alias("stored")
         )
-        distinct_counts = {
-            r["source"]: (r["events"], r["dups"])
-            for r in flagged.groupBy("source")
-            .agg(F.count("*").alias("events"), F.sum(F.col("_dup").cast("int")).alias("dups"))
-            .collect()
+        accepted = {
+            r["owner"]: r["count"]
+            for r in owners.where(F.col("stored").isNull()).groupBy("owner").count().collect()
         }
         for f in files:
-            events, cross = distinct_counts.get(source_name(f.key), (0, 0))
-            within = f.rows_read - sum(f.rows_rejected.values()) - events
-            f.rows_duplicate = within + (cross or 0)
-            f.rows_accepted = events - (cross or 0)
+            f.rows_accepted = accepted.get(source_name(f.key), 0)
+            f.rows_duplicate = f.rows_read - sum(f.rows_rejected.values()) - f.rows_accepted
 
     def _quarantine_rows(self, f: FileResult, checked: DataFrame, original: list[str]) -> None:
         """Rejected rows → s3://<quarantine>/quarantine/rows/<batch>/<file stem>.csv."""

@@ -1,13 +1,18 @@
 """Reading, checking and enriching stream rows (SPEC.md §3.2–§3.5), as Spark DataFrames.
 
-Each stream file is read on its own: files may order their columns differently, and Spark's
-CSV reader takes one header for all the files it reads at once.
+Each stream file is read with its own header (files may order their columns differently, and
+Spark's CSV reader takes one header for all the files it reads at once); the checked files
+are then unioned, so every later step is one Spark job whatever the number of files.
 """
 
 from __future__ import annotations
 
+import csv
+import io
+
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
+from pyspark.sql.types import StringType, StructField, StructType
 
 from musicpipe.contract.columns import normalize_column
 from musicpipe.etl.rules import clean_key, parse_listen_time, reject_reason
@@ -29,27 +34,42 @@ EVENT_COLUMNS = [
 ]
 
 
-def read_csv(spark: SparkSession, path: str) -> tuple[DataFrame, list[str]]:
-    """A CSV file as all-string columns named by the contract's normalization, and the
-    original header names (for quarantined rows, which keep the file's own columns)."""
-    df = (
-        spark.read.option("header", True)
+def read_header(s3, bucket: str, key: str) -> list[str]:
+    """A CSV file's header row, from its first bytes (BOM tolerated, RFC 4180 quoting)."""
+    head = s3.get_object(Bucket=bucket, Key=key, Range="bytes=0-65535")["Body"].read()
+    first = head.split(b"\n", 1)[0].rstrip(b"\r")
+    return next(csv.reader(io.StringIO(first.decode("utf-8-sig", errors="replace"))), [])
+
+
+def read_csv(spark: SparkSession, path: str | list[str], header: list[str]) -> DataFrame:
+    """A CSV file as all-string columns named by the contract's normalization.
+
+    The header comes from :func:`read_header`, so Spark needs no job of its own to find it,
+    and files whose columns are ordered differently are each read with their own names.
+    """
+    names = normalized_names(header)
+    schema = StructType([StructField(name, StringType()) for name in names])
+    return (
+        spark.read.schema(schema)
+        .option("header", True)  # skip each file's header line; the names come from `schema`
         .option("quote", '"')
         .option("escape", '"')  # RFC 4180: a quote inside a field is doubled
         .option("mode", "PERMISSIVE")
         .option("encoding", "UTF-8")
         .csv(path)
     )
-    original = list(df.columns)
+
+
+def normalized_names(header: list[str]) -> list[str]:
     seen: set[str] = set()
     names = []
-    for i, column in enumerate(original):
+    for i, column in enumerate(header):
         name = normalize_column(column)
         if name in seen or not name:
             name = f"_extra_{i}"  # a repeated or blank column is kept, never used
         seen.add(name)
         names.append(name)
-    return df.toDF(*names), original
+    return names
 
 
 def songs_reference(df: DataFrame) -> DataFrame:
@@ -76,15 +96,25 @@ def users_reference(df: DataFrame) -> DataFrame:
     return users.withColumn("_n", F.row_number().over(order)).where("_n = 1").drop("_n")
 
 
-def check_rows(stream: DataFrame, songs: DataFrame, users: DataFrame, source: str) -> DataFrame:
-    """The file's rows with the rule each breaks (``reject_reason``, null when accepted) and
-    the enrichment of the accepted ones, in columns prefixed ``_`` beside the originals."""
+def source_of_row() -> F.Column:
+    """The stream file a row came from, as ``store.source_name`` names it (key below
+    streams/). input_file_name() is a URI: '%20' for a space, '+' as is, so '+' is protected
+    before percent-decoding."""
+    path = F.expr("url_decode(replace(input_file_name(), '+', '%2B'))")
+    key = F.regexp_extract(path, r"^[A-Za-z0-9]+://[^/]+/(.*)$", 1)
+    return F.regexp_replace(key, r"^streams/", "")
+
+
+def check_rows(stream: DataFrame, songs: DataFrame, users: DataFrame) -> DataFrame:
+    """Rows with the rule each breaks (``_reason``, null when accepted), the file each came
+    from (``_source``) and the enrichment of the accepted ones, in columns prefixed ``_``
+    beside the originals."""
     rows = stream.select(
         "*",
         clean_key(F.col("user_id")).alias("_user"),
         clean_key(F.col("track_id")).alias("_track"),
         parse_listen_time(F.col("listen_time")).alias("_ts"),
-        F.lit(source).alias("_source"),
+        source_of_row().alias("_source"),
     )
     song_cols = F.broadcast(
         songs.select(

@@ -126,6 +126,8 @@ def s3a_conf(endpoint: str, access_key: str, secret_key: str, region: str) -> di
         "spark.hadoop.fs.s3a.aws.credentials.provider": (
             "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider"
         ),
+        # Commit task output with one rename, not two: on S3 a rename is a copy and a delete.
+        "spark.hadoop.mapreduce.fileoutputcommitter.algorithm.version": "2",
         # moto answers quickly or not at all: fail fast instead of retrying for minutes.
         "spark.hadoop.fs.s3a.attempts.maximum": "3",
         "spark.hadoop.fs.s3a.retry.limit": "3",

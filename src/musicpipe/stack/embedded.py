@@ -18,6 +18,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from musicpipe.artifacts import deploy_jobs
 from musicpipe.bootstrap import Change, bootstrap
 from musicpipe.manifest import Manifest
 from musicpipe.stack import preflight
@@ -28,7 +29,7 @@ from musicpipe.stack.persistence import (
     save_snapshot,
 )
 from musicpipe.stack.processes import ManagedProcess
-from musicpipe.stack.safety import LocalAws, local_environment
+from musicpipe.stack.safety import LOCAL_ACCOUNT_ID, LocalAws, local_environment
 from musicpipe.stack.settings import StackSettings
 
 HEALTH_PATH = "/moto-api/"
@@ -126,6 +127,13 @@ class EmbeddedStack:
             restored = restore_snapshot(self.aws, self.manifest, s.snapshot_dir)
             if restored is not None:
                 self._drain_arrivals()
+        # The Glue jobs, from the scripts and library in this checkout (after the restore, so
+        # a saved older copy never shadows the current scripts).
+        glue = self.aws.client("glue", endpoint=s.glue_endpoint)
+        for name, action in deploy_jobs(
+            self.aws.client("s3"), glue, self.manifest, LOCAL_ACCOUNT_ID
+        ):
+            changes.append(Change("glue job", name, action, "scripts and library uploaded"))
         return UpReport(already, changes, restored, fresh, self.moto.pid())
 
     def _start_moto(self, health_timeout: float) -> None:
@@ -216,4 +224,10 @@ class EmbeddedStack:
             ),
         ]
         resources = bootstrap(self.aws.client, self.manifest, apply=False) if healthy else []
+        if healthy and self.glue_healthy():
+            glue = self.aws.client("glue", endpoint=self.settings.glue_endpoint)
+            existing = {j["Name"] for j in glue.get_jobs()["Jobs"]}
+            for spec in self.manifest.glue_jobs:
+                state = "unchanged" if spec.name in existing else "missing"
+                resources.append(Change("glue job", spec.name, state, spec.command))
         return StackStatus(services, resources, read_summary(self.settings.snapshot_dir))
