@@ -97,8 +97,7 @@ def scale_run(work: Path, songs: Path, users: Path, total_rows: int) -> dict:
     for path in files:
         path.unlink()
     console.print(
-        f"{total_rows:,} rows: ETL {etl_s:.1f} s, DuckDB {duckdb_s:.1f} s "
-        f"({etl_s / duckdb_s:.1f}×)"
+        f"{total_rows:,} rows: ETL {etl_s:.1f} s, DuckDB {duckdb_s:.1f} s ({etl_s / duckdb_s:.1f}×)"
     )
     return {"rows": total_rows, "etl_s": etl_s, "duckdb_s": duckdb_s}
 
