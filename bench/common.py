@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import tempfile
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -47,3 +48,17 @@ def write_results(name: str, figures: list[dict]) -> Path:
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(figures, indent=2) + "\n")
     return path
+
+
+def timed_run(glue, job: str, arguments: dict[str, str] | None = None, poll: float = 0.1) -> float:
+    """Seconds from StartJobRun to SUCCEEDED; any other end stops the benchmark with its error."""
+    started = time.perf_counter()
+    run_id = glue.start_job_run(JobName=job, Arguments=arguments or {})["JobRunId"]
+    while True:
+        run = glue.get_job_run(JobName=job, RunId=run_id)["JobRun"]
+        if run["JobRunState"] not in ("STARTING", "RUNNING", "STOPPING"):
+            break
+        time.sleep(poll)
+    if run["JobRunState"] != "SUCCEEDED":
+        raise SystemExit(f"{job} {run['JobRunState']}: {run.get('ErrorMessage')}")
+    return time.perf_counter() - started

@@ -21,7 +21,7 @@ import time
 from datetime import date, timedelta
 from pathlib import Path
 
-from common import private_stack, write_results
+from common import private_stack, timed_run, write_results
 from rich.console import Console
 from rich.table import Table
 
@@ -49,18 +49,7 @@ CATALOGUE = Catalogue.generated(DEFAULT_SEED, 89_741, 50_000)
 
 def run_etl(stack, batch_id: str) -> float:
     glue = stack.aws.client("glue", endpoint=stack.settings.glue_endpoint)
-    started = time.perf_counter()
-    run_id = glue.start_job_run(JobName=stack.manifest.etl_job, Arguments={"--batch_id": batch_id})[
-        "JobRunId"
-    ]
-    while True:
-        run = glue.get_job_run(JobName=stack.manifest.etl_job, RunId=run_id)["JobRun"]
-        if run["JobRunState"] not in ("STARTING", "RUNNING", "STOPPING"):
-            break
-        time.sleep(0.5)
-    if run["JobRunState"] != "SUCCEEDED":
-        raise SystemExit(f"ETL {run['JobRunState']}: {run.get('ErrorMessage')}")
-    return time.perf_counter() - started
+    return timed_run(glue, stack.manifest.etl_job, {"--batch_id": batch_id}, poll=0.5)
 
 
 def prepared_stack(stack, songs: Path, users: Path) -> None:

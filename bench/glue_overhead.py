@@ -7,9 +7,8 @@ table and writes bench-results/glue_overhead.json.
 from __future__ import annotations
 
 import statistics
-import time
 
-from common import private_stack, write_results
+from common import private_stack, timed_run, write_results
 from rich.console import Console
 from rich.table import Table
 
@@ -22,19 +21,6 @@ TRIVIAL = {
     "pythonshell": "print('hello from a Python shell job')\n",
 }
 WARM_RUNS = 3
-
-
-def time_run(glue, job: str) -> float:
-    started = time.perf_counter()
-    run_id = glue.start_job_run(JobName=job)["JobRunId"]
-    while True:
-        run = glue.get_job_run(JobName=job, RunId=run_id)["JobRun"]
-        if run["JobRunState"] not in ("STARTING", "RUNNING", "STOPPING"):
-            break
-        time.sleep(0.05)
-    if run["JobRunState"] != "SUCCEEDED":
-        raise SystemExit(f"{job} {run['JobRunState']}: {run.get('ErrorMessage')}")
-    return time.perf_counter() - started
 
 
 def main() -> None:
@@ -64,11 +50,11 @@ def main() -> None:
                 **extra,
             )
             with console.status(f"{command}: cold run…"):
-                cold = time_run(glue, f"bench_{command}")
+                cold = timed_run(glue, f"bench_{command}", poll=0.05)
             warm = []
             for i in range(WARM_RUNS):
                 with console.status(f"{command}: warm run {i + 1}/{WARM_RUNS}…"):
-                    warm.append(time_run(glue, f"bench_{command}"))
+                    warm.append(timed_run(glue, f"bench_{command}", poll=0.05))
             median = statistics.median(warm)
             table.add_row(
                 command, f"{cold:.2f}", f"{median:.2f}", ", ".join(f"{w:.2f}" for w in warm)
