@@ -9,7 +9,7 @@ DROP ?= data_samples/songs.csv data_samples/users.csv data_samples/streams
 FRESH ?=
 PYTEST_ARGS ?=
 
-.PHONY: help install up down status drop demo env test lint bench lock clean
+.PHONY: help install up down status drop wait kpis demo env test lint bench lock clean
 
 help:
 	@echo "make install   create .venv with the musicpipe CLI (locked dependencies)"
@@ -17,7 +17,9 @@ help:
 	@echo "make down      save state and stop every process the stack started"
 	@echo "make status    what runs, where, which resources exist"
 	@echo "make drop      upload CSVs (DROP='files or folders'; default: the sample set)"
-	@echo "make demo      up + drop the sample set + status"
+	@echo "make wait      wait until the DAG has processed what arrived (with progress)"
+	@echo "make kpis      print the KPIs in the local DynamoDB (DATE=YYYY-MM-DD GENRE=...)"
+	@echo "make demo      up + drop the sample set + wait for the DAG + print the KPIs"
 	@echo "make test      run the test suite"
 	@echo "make lint      ruff check + format check"
 	@echo "make bench     benchmarks: print figures, write bench-results/*.json"
@@ -45,7 +47,13 @@ status: $(STAMP)
 drop: $(STAMP)
 	$(MUSICPIPE) drop $(DROP)
 
-demo: up drop status
+wait: $(STAMP)
+	$(MUSICPIPE) wait
+
+kpis: $(STAMP)
+	$(MUSICPIPE) kpis $(if $(DATE),--date $(DATE)) $(if $(GENRE),--genre "$(GENRE)")
+
+demo: up drop wait kpis
 
 env: $(STAMP)
 	@$(MUSICPIPE) env
@@ -54,8 +62,8 @@ test: $(STAMP)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests airflow bench
+	$(BIN)/ruff format --check src tests airflow bench
 
 bench: $(STAMP)
 	cd bench && ../$(BIN)/python glue_overhead.py

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,9 @@ def isolated_env(state_dir: Path) -> dict[str, str]:
     env["MUSICPIPE_STATE_DIR"] = str(state_dir)
     env["MUSICPIPE_AWS_PORT"] = str(free_port())
     env["MUSICPIPE_GLUE_PORT"] = str(free_port())
+    env["MUSICPIPE_AIRFLOW_PORT"] = str(free_port())
+    # Airflow only where a test asks for it (tests/test_pipeline_e2e.py): it adds ~40 s.
+    env["MUSICPIPE_AIRFLOW"] = "false"
     return env
 
 
@@ -63,17 +67,19 @@ def run_cli(*args: str, env: dict[str, str], cwd: Path | None = None, check: boo
 GLUE_MINUTE_SECONDS = 3  # a Glue Timeout "minute" in the session's emulator
 
 
-@pytest.fixture(scope="session")
-def local_stack(tmp_path_factory):
-    """One embedded stack (moto + the Glue emulator) for the session, started and stopped by
-    the stack code itself."""
-    env = isolated_env(tmp_path_factory.mktemp("stack-state"))
-    env["MUSICPIPE_GLUE_MINUTE_SECONDS"] = str(GLUE_MINUTE_SECONDS)
+@contextmanager
+def started_stack(env: dict[str, str]):
+    """An embedded stack configured by ``env``, started fresh and always stopped again (also
+    when starting it fails half-way)."""
     old = dict(os.environ)
     os.environ.update(env)
     try:
         stack = EmbeddedStack(load_settings(), load_manifest())
-        stack.up(fresh=True)
+        try:
+            stack.up(fresh=True)
+        except BaseException:
+            stack.down(save=False)
+            raise
     finally:
         os.environ.clear()
         os.environ.update(old)
@@ -81,6 +87,16 @@ def local_stack(tmp_path_factory):
         yield stack
     finally:
         stack.down(save=False)
+
+
+@pytest.fixture(scope="session")
+def local_stack(tmp_path_factory):
+    """One embedded stack (moto + the Glue emulator, no Airflow) for the session, started and
+    stopped by the stack code itself."""
+    env = isolated_env(tmp_path_factory.mktemp("stack-state"))
+    env["MUSICPIPE_GLUE_MINUTE_SECONDS"] = str(GLUE_MINUTE_SECONDS)
+    with started_stack(env) as stack:
+        yield stack
 
 
 @pytest.fixture

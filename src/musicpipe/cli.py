@@ -7,7 +7,7 @@ import shlex
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date
+from datetime import UTC, date
 from pathlib import Path
 
 import typer
@@ -98,6 +98,13 @@ def up(
         console.print(f"restored the saved state: {report.restored.describe()}")
     elif fresh:
         console.print("started fresh: the saved state was not loaded")
+    if s.airflow:
+        user, password = stack.airflow.login()
+        console.print(
+            f"[green]Airflow[/] UI on [bold]{stack.airflow.url}[/] "
+            f"(login {user} / {escape(password)}); DAG {stack.manifest.dag_id} is unpaused and "
+            f"starts when a file lands in s3://{stack.manifest.raw_bucket}/streams/"
+        )
     console.print('point your shell at it: [bold]eval "$(musicpipe env)"[/]')
     console.print(f"service logs: {stack.settings.logs_dir}")
 
@@ -109,7 +116,7 @@ def down(
     """Save the state and stop every process `up` started."""
     with cli_errors():
         stack = _stack()
-        running = stack.moto.is_running() or stack.glue.is_running()
+        running = stack.moto.is_running() or stack.glue.is_running() or stack.airflow.is_running()
         with console.status("saving state and stopping…"):
             saved = stack.down(save=save)
     if not running:
@@ -117,7 +124,7 @@ def down(
         return
     if saved is not None:
         console.print(f"saved {saved.describe()} to {stack.settings.snapshot_dir}")
-    console.print("[green]stopped[/] the embedded AWS and the Glue job emulator")
+    console.print("[green]stopped[/] Airflow, the Glue job emulator and the embedded AWS")
 
 
 @app.command()
@@ -151,6 +158,36 @@ def status() -> None:
     if st.snapshot is not None:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(st.snapshot.taken_at))
         console.print(f"saved state: {st.snapshot.describe()} (saved {when})")
+    if stack.airflow.health() is not None:
+        from musicpipe.stack.runs import run_views
+
+        runs = run_views(stack.airflow, limit=5)
+        console.print(_runs_table(runs, f"last runs of {stack.manifest.dag_id}"))
+        console.print(f"Airflow UI: {stack.airflow.url}")
+
+
+STATE_STYLE = {"success": "green", "failed": "red", "running": "yellow", "queued": "yellow"}
+
+
+def _runs_table(runs, title: str) -> Table:
+    table = Table(title=title, title_justify="left")
+    for col in ("run", "state", "started (UTC)", "took", "tasks"):
+        table.add_column(col)
+    for r in runs:
+        style = STATE_STYLE.get(r.state, "")
+        took = f"{r.duration_s:.0f} s" if r.duration_s is not None else "-"
+        started = r.started.strftime("%Y-%m-%d %H:%M:%S") if r.started else "-"
+        tasks = " ".join(
+            f"[{STATE_STYLE.get(state, 'dim')}]{task}[/]"
+            for task, state in r.tasks.items()
+            if state not in ("none", "skipped")
+        )
+        if r.tasks and all(state == "skipped" for state in r.tasks.values()):
+            tasks = "[dim]all skipped: nothing new[/]"
+        table.add_row(r.run_id, f"[{style}]{r.state}[/]", started, took, tasks)
+    if not runs:
+        table.add_row("(none yet)", "", "", "", "")
+    return table
 
 
 @app.command()
@@ -177,6 +214,8 @@ def drop(
         drops = plan_drops(files, kind)
         _require_running(stack)
         bucket = stack.manifest.raw_bucket
+        stack.settings.state_dir.mkdir(parents=True, exist_ok=True)
+        (stack.settings.state_dir / "last_drop").write_text(str(time.time()))
         upload(stack.aws.client("s3"), bucket, drops)
     table = Table(title=f"dropped into s3://{bucket}", title_justify="left")
     for col in ("file", "kind", "key"):
@@ -184,6 +223,120 @@ def drop(
     for d in drops:
         table.add_row(str(d.path), d.kind, d.key)
     console.print(table)
+
+
+@app.command()
+def wait(
+    timeout: float = typer.Option(600, help="Seconds to wait before giving up."),
+    since: float = typer.Option(
+        None, help="Only runs after this UNIX time (default: the last drop's time)."
+    ),
+) -> None:
+    """Wait until the DAG has processed everything that arrived, showing its progress."""
+    from datetime import datetime
+
+    from musicpipe.stack.runs import WaitTimeout, wait_until_idle
+
+    with cli_errors():
+        stack = _stack()
+        _require_running(stack)
+        if stack.airflow.health() is None:
+            raise StackError(f"Airflow is not answering on {stack.airflow.url}; run `musicpipe up`")
+        start = since if since is not None else _last_drop_time(stack)
+        sqs = stack.aws.client("sqs")
+        queue_url = sqs.get_queue_url(QueueName=stack.manifest.arrivals_queue)["QueueUrl"]
+        with console.status("waiting for the DAG…") as spinner:
+
+            def show(runs) -> None:
+                if not runs:
+                    spinner.update("waiting for the arrival to start a DAG run…")
+                    return
+                r = runs[0]
+                done = [t for t, st in r.tasks.items() if st in ("success", "skipped")]
+                doing = [
+                    t
+                    for t, st in r.tasks.items()
+                    if st in ("running", "queued", "deferred", "scheduled", "up_for_retry")
+                ]
+                took = f"{r.duration_s:.0f} s" if r.duration_s is not None else "queued"
+                spinner.update(
+                    f"run {r.run_id} ({took}): {len(done)}/{len(r.tasks)} tasks done"
+                    + (f", now {', '.join(doing)}" if doing else "")
+                )
+
+            try:
+                runs = wait_until_idle(
+                    stack.airflow,
+                    sqs,
+                    queue_url,
+                    datetime.fromtimestamp(start, UTC),
+                    timeout,
+                    on_progress=show,
+                )
+            except WaitTimeout as exc:
+                raise StackError(str(exc)) from None
+    console.print(_runs_table(runs, "DAG runs since the drop"))
+    failed = [r for r in runs if r.state == "failed"]
+    if failed:
+        err.print(
+            f"[bold red]{len(failed)} run(s) failed[/]: "
+            + "; ".join(f"{r.run_id}: {', '.join(r.failed_tasks())}" for r in failed)
+            + f". Task logs: the Airflow UI ({stack.airflow.url}) or "
+            f"{stack.airflow.home}/logs; Glue job logs: `musicpipe logs`."
+        )
+        raise typer.Exit(1)
+
+
+def _last_drop_time(stack: EmbeddedStack) -> float:
+    marker = stack.settings.state_dir / "last_drop"
+    try:
+        return float(marker.read_text())
+    except (OSError, ValueError):
+        return time.time() - 3600
+
+
+@app.command()
+def kpis(
+    day: str = typer.Option(None, "--date", help="YYYY-MM-DD (default: the latest date)."),
+    genre: str = typer.Option(None, "--genre", help="One genre: its KPIs over every date."),
+    limit: int = typer.Option(10, "--limit", help="Genres to list for a day (0: all)."),
+) -> None:
+    """Print KPIs from the local DynamoDB table as tables."""
+    from musicpipe import kpi_report
+
+    with cli_errors():
+        stack = _stack()
+        _require_running(stack)
+        dynamodb = stack.aws.session.resource(
+            "dynamodb", endpoint_url=stack.aws.endpoint, config=stack.aws.config
+        )
+        table = stack.manifest.kpi_table
+        if day is not None:
+            try:
+                date.fromisoformat(day)
+            except ValueError:
+                raise StackError(f"--date {day!r} is not YYYY-MM-DD") from None
+        if genre is not None and day is None:
+            items = kpi_report.genre_items(dynamodb, table, genre)
+            if not items:
+                raise StackError(f"no KPIs for genre {genre!r} in {table}")
+            console.print(kpi_report.genres_table(items, f"{genre}, by date", by_date=True))
+            return
+        dates = kpi_report.kpi_dates(dynamodb, table)
+        if not dates:
+            raise StackError(
+                f"{table} holds no KPIs yet: drop stream files (`make drop`) and wait for the DAG"
+            )
+        chosen = day or dates[-1]
+        items = kpi_report.day_items(dynamodb, table, chosen)
+        if not items:
+            raise StackError(f"no KPIs for {chosen}; dates with KPIs: {', '.join(dates)}")
+        if genre is not None and not any(i.get("genre") == genre for i in items):
+            raise StackError(f"no KPIs for genre {genre!r} on {chosen}")
+    for t in kpi_report.day_tables(items, chosen, genre, limit):
+        console.print(t)
+    if day is None and len(dates) > 1:
+        console.print(f"other dates: {', '.join(d for d in dates if d != chosen)} (--date)")
 
 
 @app.command()
@@ -238,6 +391,8 @@ def _stack_dict(settings: StackSettings) -> dict[str, object]:
         "host": settings.host,
         "aws_port": settings.aws_port,
         "glue_port": settings.glue_port,
+        "airflow_port": settings.airflow_port,
+        "airflow": settings.airflow,
         "state_dir": str(settings.state_dir),
     }
 

@@ -22,6 +22,7 @@ from musicpipe.artifacts import deploy_jobs
 from musicpipe.bootstrap import Change, bootstrap
 from musicpipe.manifest import Manifest
 from musicpipe.stack import preflight
+from musicpipe.stack.airflow import AirflowServices
 from musicpipe.stack.persistence import (
     SnapshotSummary,
     read_summary,
@@ -81,6 +82,7 @@ class EmbeddedStack:
         self.manifest = manifest
         self.moto = ManagedProcess("moto", settings.state_dir)
         self.glue = ManagedProcess("glue", settings.state_dir)
+        self.airflow = AirflowServices(settings, manifest)
 
     @property
     def glue_state_dir(self) -> Path:
@@ -108,6 +110,8 @@ class EmbeddedStack:
         ):
             if not process.is_running():
                 preflight.check_port_free(s.host, port, what, var)
+        if s.airflow and not self.airflow.is_running():
+            preflight.check_port_free(s.host, s.airflow_port, "Airflow", "MUSICPIPE_AIRFLOW_PORT")
         already = self.moto.is_running() and self.aws_healthy()
         if not already:
             self.moto.stop()  # ours but not answering, or a stale PID file
@@ -116,6 +120,8 @@ class EmbeddedStack:
             reset = urllib.request.Request(s.aws_endpoint + "/moto-api/reset", method="POST")
             urllib.request.urlopen(reset, timeout=10).close()
         changes = bootstrap(self.aws.client, self.manifest)
+        if any(c.kind == "s3 notification" and c.action in ("created", "updated") for c in changes):
+            self._drop_test_events()
         if fresh:
             self.glue.stop()
             shutil.rmtree(self.glue_state_dir, ignore_errors=True)
@@ -134,6 +140,8 @@ class EmbeddedStack:
             self.aws.client("s3"), glue, self.manifest, LOCAL_ACCOUNT_ID
         ):
             changes.append(Change("glue job", name, action, "scripts and library uploaded"))
+        if s.airflow:
+            self.airflow.start()
         return UpReport(already, changes, restored, fresh, self.moto.pid())
 
     def _start_moto(self, health_timeout: float) -> None:
@@ -190,12 +198,34 @@ class EmbeddedStack:
         url = sqs.get_queue_url(QueueName=self.manifest.arrivals_queue)["QueueUrl"]
         sqs.purge_queue(QueueUrl=url)
 
+    def _drop_test_events(self) -> None:
+        """Putting a notification configuration makes S3 send an s3:TestEvent to the queue.
+        It is not an arrival; delete it so it does not start a DAG run. Other messages are
+        made visible again at once."""
+        sqs = self.aws.client("sqs")
+        url = sqs.get_queue_url(QueueName=self.manifest.arrivals_queue)["QueueUrl"]
+        while True:
+            messages = sqs.receive_message(
+                QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0, VisibilityTimeout=30
+            ).get("Messages", [])
+            if not messages:
+                return
+            for m in messages:
+                if '"s3:TestEvent"' in m["Body"]:
+                    sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+                else:
+                    sqs.change_message_visibility(
+                        QueueUrl=url, ReceiptHandle=m["ReceiptHandle"], VisibilityTimeout=0
+                    )
+                    return  # a real arrival: leave it and everything after it to Airflow
+
     # -- down ----------------------------------------------------------------------------
     def down(self, save: bool = True) -> SnapshotSummary | None:
         saved = None
         if self.moto.is_running() and self.aws_healthy() and save:
             saved = save_snapshot(self.aws, self.manifest, self.settings.snapshot_dir)
-        # Glue first: its runs may still be writing to S3.
+        # Airflow first (its tasks drive Glue), then Glue: its runs may still write to S3.
+        self.airflow.stop()
         self.glue.stop(timeout=30)
         self.moto.stop()
         return saved
@@ -223,6 +253,19 @@ class EmbeddedStack:
                 log_file=self.glue.log_file,
             ),
         ]
+        airflow_health = self.airflow.component_health()
+        for name, process in self.airflow.processes.items():
+            services.append(
+                ServiceStatus(
+                    name=f"airflow {name}",
+                    running=process.is_running(),
+                    healthy=process.is_running() and airflow_health[name],
+                    pid=process.pid(),
+                    endpoint=self.airflow.url if name == "api-server" else "-",
+                    uptime_s=process.uptime(),
+                    log_file=process.log_file,
+                )
+            )
         resources = bootstrap(self.aws.client, self.manifest, apply=False) if healthy else []
         if healthy and self.glue_healthy():
             glue = self.aws.client("glue", endpoint=self.settings.glue_endpoint)

@@ -16,8 +16,12 @@ DEFAULTS: dict[str, str | int] = {
     "host": "127.0.0.1",
     "aws_port": 4566,
     "glue_port": 4567,
+    "airflow_port": 8080,
+    # Airflow is part of the stack; off (false/0) for a stack that only runs the jobs.
+    "airflow": "true",
     "state_dir": ".musicpipe",
 }
+PORT_KEYS = ("aws_port", "glue_port", "airflow_port")
 
 
 @dataclass(frozen=True)
@@ -26,6 +30,8 @@ class StackSettings:
     aws_port: int
     glue_port: int
     state_dir: Path
+    airflow_port: int = 8080
+    airflow: bool = True
 
     @property
     def aws_endpoint(self) -> str:
@@ -34,6 +40,10 @@ class StackSettings:
     @property
     def glue_endpoint(self) -> str:
         return f"http://{self.host}:{self.glue_port}"
+
+    @property
+    def airflow_endpoint(self) -> str:
+        return f"http://{self.host}:{self.airflow_port}"
 
     @property
     def logs_dir(self) -> Path:
@@ -62,15 +72,18 @@ def load_settings(cwd: Path | None = None, environ: dict[str, str] | None = None
         if env_value is not None:
             values[key] = env_value
     ports = {}
-    for key in ("aws_port", "glue_port"):
+    for key in PORT_KEYS:
         try:
             ports[key] = int(values[key])
         except (TypeError, ValueError):
             raise ConfigError(f"{key} must be a port number, got {values[key]!r}") from None
         if not 1 <= ports[key] <= 65535:
             raise ConfigError(f"{key} must be between 1 and 65535, got {ports[key]}")
-    if ports["aws_port"] == ports["glue_port"]:
-        raise ConfigError(f"aws_port and glue_port are both {ports['aws_port']}; pick two ports")
+    if len(set(ports.values())) < len(ports):
+        raise ConfigError(f"the stack's ports must differ, got {ports}")
+    flag = str(values["airflow"]).strip().lower()
+    if flag not in ("true", "false", "1", "0", "yes", "no"):
+        raise ConfigError(f"airflow must be true or false, got {values['airflow']!r}")
     state_dir = Path(str(values["state_dir"])).expanduser()
     if not state_dir.is_absolute():
         state_dir = (cwd or Path.cwd()) / state_dir
@@ -79,4 +92,6 @@ def load_settings(cwd: Path | None = None, environ: dict[str, str] | None = None
         aws_port=ports["aws_port"],
         glue_port=ports["glue_port"],
         state_dir=state_dir,
+        airflow_port=ports["airflow_port"],
+        airflow=flag in ("true", "1", "yes"),
     )

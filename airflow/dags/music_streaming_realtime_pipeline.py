@@ -1,0 +1,194 @@
+"""music_streaming_realtime_pipeline: stream files in S3 → validated → KPIs in DynamoDB.
+
+Started by data, not by a clock: S3 ObjectCreated events of ``streams/*.csv`` go to the SQS
+arrivals queue; an AssetWatcher polls it and every batch of messages updates the asset
+``raw_stream_files``, which schedules this DAG. A run takes every stream file that is waiting
+(several files that arrive together make one run; ``max_active_runs=1`` keeps runs apart, and a
+run whose files an earlier run already took ends on the skip path).
+
+    wait_for_streams_files → validate_data_quality → check_validation_status
+        ├→ realtime_etl_processing → write_kpis_to_dynamodb → archive_processed_files
+        ├→ validation_failed   (report path in the log; bad files are in quarantine)
+        └→ no_new_files        (nothing waiting)
+
+Configuration: the Airflow Variable ``music_streaming_pipeline`` (JSON; see
+musicpipe/dag/config.py and docs/airflow.md) and the AWS connection it names (default
+``aws_default``). The same file runs on MWAA and on the local stacks; only those two differ.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+from airflow.providers.amazon.aws.hooks.dynamodb import DynamoDBHook
+from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+from airflow.providers.amazon.aws.operators.glue import GlueJobOperator
+from airflow.providers.amazon.aws.sensors.s3 import S3KeySensor
+from airflow.providers.common.messaging.triggers.msg_queue import MessageQueueTrigger
+from airflow.providers.standard.operators.empty import EmptyOperator
+from airflow.sdk import DAG, Asset, AssetWatcher, Variable, task
+
+from musicpipe.dag.config import VARIABLE, batch_id_for, load_dag_config
+
+log = logging.getLogger(__name__)
+
+# Read from the environment (AIRFLOW_VAR_MUSIC_STREAMING_PIPELINE) or a secrets backend.
+cfg = load_dag_config(Variable.get(VARIABLE, default=None))
+BATCH_ID = "{{ run_id | batch_id }}"
+
+raw_stream_files = Asset(
+    name="raw_stream_files",
+    uri=f"s3://{cfg.raw_bucket}/streams/",
+    watchers=[
+        AssetWatcher(
+            name="arrivals_queue",
+            trigger=MessageQueueTrigger(
+                scheme="sqs",
+                sqs_queue=cfg.arrivals_queue_url,
+                aws_conn_id=cfg.aws_conn_id,
+                waiter_delay=cfg.arrivals_poll_seconds,
+                max_messages=10,
+            ),
+        )
+    ],
+)
+
+
+def _hooks():
+    s3 = S3Hook(aws_conn_id=cfg.aws_conn_id).get_conn()
+    dynamodb = DynamoDBHook(aws_conn_id=cfg.aws_conn_id).get_conn()
+    cloudwatch = AwsBaseHook(aws_conn_id=cfg.aws_conn_id, client_type="cloudwatch").get_conn()
+    return s3, dynamodb, cloudwatch
+
+
+# The Glue operators wait in their worker rather than deferring: verbose=True then copies the
+# job's own log (its traceback, on failure) into the task log, which deferrable mode drops, and
+# short jobs avoid the deferral race of apache/airflow#72716.
+GLUE_WAIT = {
+    "aws_conn_id": cfg.aws_conn_id,
+    "wait_for_completion": True,
+    "deferrable": False,
+    "verbose": True,
+    "job_poll_interval": cfg.glue_poll_seconds,
+}
+
+with DAG(
+    dag_id=cfg.dag_id,
+    description="Stream files in S3 → Glue validation → Glue ETL → KPIs in DynamoDB",
+    schedule=[raw_stream_files],
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    dagrun_timeout=timedelta(hours=2),
+    default_args={"retries": 0},
+    user_defined_filters={"batch_id": batch_id_for},
+    tags=["music-streaming", "kpis"],
+    doc_md=__doc__,
+) as dag:
+    wait_for_streams_files = S3KeySensor(
+        task_id="wait_for_streams_files",
+        bucket_name=cfg.raw_bucket,
+        bucket_key="streams/*.csv",
+        wildcard_match=True,
+        aws_conn_id=cfg.aws_conn_id,
+        deferrable=True,
+        poke_interval=cfg.sensor_poke_seconds,
+        timeout=cfg.sensor_timeout_seconds,
+        soft_fail=True,  # nothing waiting after the timeout: the skip path, not a failure
+        # Airflow 3.3.1 can fail a deferred task whose trigger fires within seconds (a stale
+        # executor event, apache/airflow#72716); one retry pokes again and finds the file.
+        retries=1,
+        retry_delay=timedelta(seconds=1),
+    )
+
+    validate_data_quality = GlueJobOperator(
+        task_id="validate_data_quality",
+        job_name=cfg.validation_job,
+        script_args={"--batch_id": BATCH_ID},
+        **GLUE_WAIT,
+    )
+
+    @task.branch(task_id="check_validation_status")
+    def check_validation_status(run_id=None, ti=None) -> str:
+        from musicpipe.dag import steps
+
+        s3, _, cloudwatch = _hooks()
+        batch_id = batch_id_for(run_id)
+        key = cfg.report_key(batch_id)
+        report = steps.read_report(s3, cfg.processed_bucket, key)
+        decision = steps.decide(report, f"s3://{cfg.processed_bucket}/{key}")
+        log.info(decision.message)
+        for quarantined in decision.quarantined:
+            log.warning("quarantined: %s", quarantined)
+        steps.publish_quarantined(cloudwatch, cfg.metrics_namespace, cfg.pipeline_name, decision)
+        ti.xcom_push(key="stream_keys", value=",".join(decision.stream_keys))
+        return decision.branch
+
+    realtime_etl_processing = GlueJobOperator(
+        task_id="realtime_etl_processing",
+        job_name=cfg.etl_job,
+        script_args={
+            "--batch_id": BATCH_ID,
+            "--stream_keys": (
+                "{{ ti.xcom_pull(task_ids='check_validation_status', key='stream_keys') }}"
+            ),
+        },
+        **GLUE_WAIT,
+    )
+
+    @task(task_id="write_kpis_to_dynamodb")
+    def write_kpis_to_dynamodb(run_id=None) -> dict:
+        from musicpipe.dag import steps
+
+        s3, dynamodb, cloudwatch = _hooks()
+        summary = steps.write_kpis(
+            s3,
+            dynamodb,
+            cloudwatch,
+            raw_bucket=cfg.raw_bucket,
+            processed_bucket=cfg.processed_bucket,
+            kpi_table=cfg.kpi_table,
+            tracker_table=cfg.tracker_table,
+            metrics_namespace=cfg.metrics_namespace,
+            pipeline_name=cfg.pipeline_name,
+            batch_id=batch_id_for(run_id),
+        )
+        log.info("KPIs written: %s", summary)
+        return summary
+
+    @task(task_id="archive_processed_files")
+    def archive_processed_files(written: dict) -> list[dict]:
+        from musicpipe.dag import steps
+
+        s3, dynamodb, _ = _hooks()
+        results = steps.archive(
+            s3,
+            dynamodb,
+            raw_bucket=cfg.raw_bucket,
+            tracker_table=cfg.tracker_table,
+            keys=written["files_completed"],
+        )
+        for result in results:
+            log.info("%s: %s %s", result["file_key"], result["status"], result["to"] or "")
+        return results
+
+    @task(task_id="validation_failed")
+    def validation_failed(run_id=None) -> None:
+        # Not a crash: the report says what failed and the files are in quarantine.
+        key = cfg.report_key(batch_id_for(run_id))
+        log.warning(
+            "validation failed; nothing was processed. Report: s3://%s/%s",
+            cfg.processed_bucket,
+            key,
+        )
+
+    no_new_files = EmptyOperator(task_id="no_new_files")
+
+    branch = check_validation_status()
+    written = write_kpis_to_dynamodb()
+    wait_for_streams_files >> validate_data_quality >> branch
+    branch >> realtime_etl_processing >> written
+    archive_processed_files(written)
+    branch >> [validation_failed(), no_new_files]

@@ -1,0 +1,148 @@
+"""What the DAG's small Python tasks do, as plain functions over boto3 clients.
+
+The DAG file only wires these to Airflow (clients from the connection's hooks, XComs); tests
+call them directly against moto. Python 3.9+.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from botocore.exceptions import ClientError
+
+from musicpipe.contract.columns import STREAMS
+from musicpipe.contract.validation import FAILED, NO_STREAM_FILES, PASSED
+from musicpipe.pipeline.archiver import FAILED as ARCHIVE_FAILED
+from musicpipe.pipeline.archiver import archive_completed_files
+from musicpipe.pipeline.kpi_writer import read_staged_batch, write_staged_kpis
+from musicpipe.pipeline.metrics import end_to_end_latency_seconds, put_pipeline_metrics
+
+# Task ids of the branch targets (SPEC.md §7 names the main path; these two end a run early).
+ETL_TASK = "realtime_etl_processing"
+VALIDATION_FAILED_TASK = "validation_failed"
+NO_NEW_FILES_TASK = "no_new_files"
+
+
+class ReportError(RuntimeError):
+    """The validation report is missing or unreadable: the validation job did not do its work."""
+
+
+@dataclass
+class Decision:
+    """Where check_validation_status sends the run, and why."""
+
+    branch: str
+    message: str
+    stream_keys: list[str] = field(default_factory=list)
+    quarantined: list[str] = field(default_factory=list)
+
+
+def read_report(s3, bucket: str, key: str) -> dict:
+    try:
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    except ClientError as exc:
+        raise ReportError(
+            f"no validation report at s3://{bucket}/{key} "
+            f"({exc.response.get('Error', {}).get('Code')}): see the validation job's log"
+        ) from exc
+    try:
+        report = json.loads(body)
+    except ValueError as exc:
+        raise ReportError(f"s3://{bucket}/{key} is not JSON: {exc}") from exc
+    if not isinstance(report, dict) or report.get("overall_status") not in (PASSED, FAILED):
+        raise ReportError(f"s3://{bucket}/{key} has no overall_status PASSED/FAILED")
+    return report
+
+
+def decide(report: dict, report_uri: str) -> Decision:
+    """The branch for a validation report (SPEC.md §2): the ETL for the files that passed,
+    the skip path when there was nothing to validate, the failure branch otherwise."""
+    streams = [f for f in report.get("files", []) if f.get("kind") == STREAMS]
+    passed = [f["key"] for f in streams if f.get("status") == PASSED]
+    quarantined = [f["key"] for f in streams if f.get("status") == FAILED]
+    if report["overall_status"] == PASSED:
+        note = f"; {len(quarantined)} quarantined" if quarantined else ""
+        return Decision(
+            ETL_TASK,
+            f"validation PASSED: {len(passed)} stream file(s) to process{note} ({report_uri})",
+            passed,
+            quarantined,
+        )
+    if report.get("error") == NO_STREAM_FILES:
+        return Decision(NO_NEW_FILES_TASK, f"nothing new to process ({report_uri})")
+    return Decision(
+        VALIDATION_FAILED_TASK,
+        f"validation FAILED: {report.get('error')}; report: {report_uri}",
+        [],
+        quarantined,
+    )
+
+
+def publish_quarantined(cloudwatch, namespace: str, pipeline: str, decision: Decision) -> None:
+    put_pipeline_metrics(
+        cloudwatch, namespace, pipeline, {"FilesQuarantined": len(decision.quarantined)}
+    )
+
+
+def write_kpis(
+    s3,
+    dynamodb_resource,
+    cloudwatch,
+    *,
+    raw_bucket: str,
+    processed_bucket: str,
+    kpi_table: str,
+    tracker_table: str,
+    metrics_namespace: str,
+    pipeline_name: str,
+    batch_id: str,
+) -> dict:
+    """write_kpis_to_dynamodb: staged items → the KPI table, then KpiItemsWritten and
+    EndToEndLatencySeconds (from the earliest arrival of the batch's files)."""
+    # Arrival times first: once the files are COMPLETED a concurrent archive may move them.
+    staged = read_staged_batch(s3, processed_bucket, batch_id)
+    arrivals = []
+    for entry in staged.files:
+        try:
+            head = s3.head_object(Bucket=raw_bucket, Key=entry["file_key"])
+        except ClientError:
+            continue  # gone already (re-run after archiving): no arrival time to report
+        arrivals.append(head["LastModified"])
+    result = write_staged_kpis(
+        s3, dynamodb_resource, processed_bucket, kpi_table, tracker_table, batch_id
+    )
+    written_at = datetime.now(UTC)
+    latency = end_to_end_latency_seconds(arrivals, written_at) if arrivals else None
+    put_pipeline_metrics(
+        cloudwatch,
+        metrics_namespace,
+        pipeline_name,
+        {"KpiItemsWritten": result.items_written, "EndToEndLatencySeconds": latency},
+        timestamp=written_at,
+    )
+    return {
+        "batch_id": batch_id,
+        "items_written": result.items_written,
+        "items_deleted": result.items_deleted,
+        "dates": list(result.dates),
+        "files_completed": list(result.files_completed),
+        "files_skipped": list(result.files_skipped),
+        "end_to_end_latency_s": latency,
+    }
+
+
+class ArchiveError(RuntimeError):
+    """Some files could not be archived; they stay under streams/ and the next run retries."""
+
+
+def archive(s3, dynamodb_resource, *, raw_bucket: str, tracker_table: str, keys: list[str]):
+    """archive_processed_files for the files this run completed. Every file is tried; then
+    ArchiveError names those that failed."""
+    results = archive_completed_files(s3, dynamodb_resource, raw_bucket, tracker_table, keys)
+    failed = [r for r in results if r.status == ARCHIVE_FAILED]
+    if failed:
+        detail = "; ".join(f"{r.file_key}: {r.detail}" for r in failed)
+        raise ArchiveError(f"{len(failed)} of {len(results)} file(s) not archived: {detail}")
+    return [{"file_key": r.file_key, "status": r.status, "to": r.archived_key} for r in results]
