@@ -25,15 +25,17 @@ def _exit_on_sigterm(signum, frame):
 
 
 @contextmanager
-def private_stack():
-    """An embedded stack on free ports with its own state, stopped whatever happens
-    (an exception, Ctrl-C or a SIGTERM)."""
+def private_stack(airflow: bool = False):
+    """An embedded stack on free ports with its own state (with Airflow or without), stopped
+    whatever happens (an exception, Ctrl-C or a SIGTERM)."""
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     with tempfile.TemporaryDirectory(prefix="musicpipe-bench-") as state:
         os.environ.update(
             MUSICPIPE_STATE_DIR=state,
             MUSICPIPE_AWS_PORT=str(free_port()),
             MUSICPIPE_GLUE_PORT=str(free_port()),
+            MUSICPIPE_AIRFLOW_PORT=str(free_port()),
+            MUSICPIPE_AIRFLOW=str(airflow).lower(),
         )
         stack = EmbeddedStack(load_settings(), load_manifest())
         try:

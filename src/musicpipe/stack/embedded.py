@@ -1,10 +1,10 @@
-"""The embedded stack: AWS APIs from a moto server and Glue jobs from musicpipe's own Glue
-job emulator, both on loopback; no Docker, no account.
+"""The embedded stack: AWS APIs from a moto server, Glue jobs from musicpipe's own Glue job
+emulator, and Airflow's components running the DAG, all on loopback; no Docker, no account.
 
 ``up`` checks what the stack needs, starts moto and the Glue emulator (each by PID, in its own
-process group, logging to the state folder), bootstraps every resource of the manifest and
-restores the snapshot the last ``down`` saved. ``down`` saves the snapshot and stops what ``up``
-started.
+process group, logging to the state folder), bootstraps every resource of the manifest,
+restores the snapshot the last ``down`` saved, deploys the Glue jobs and starts Airflow.
+``down`` saves the snapshot and stops what ``up`` started, Airflow first.
 """
 
 from __future__ import annotations
@@ -130,9 +130,9 @@ class EmbeddedStack:
             self._start_glue(health_timeout)
         restored = None
         if not already and not fresh:
+            # Restoring streams/ fires S3 events for the files that were still waiting at the
+            # last `down` (processed ones are archived): the DAG picks them up again.
             restored = restore_snapshot(self.aws, self.manifest, s.snapshot_dir)
-            if restored is not None:
-                self._drain_arrivals()
         # The Glue jobs, from the scripts and library in this checkout (after the restore, so
         # a saved older copy never shadows the current scripts).
         glue = self.aws.client("glue", endpoint=s.glue_endpoint)
@@ -190,13 +190,6 @@ class EmbeddedStack:
             f"s3://{self.manifest.artifacts_bucket}/temporary/",
         ]
         self._start_service(self.glue, cmd, env, self.glue_healthy, s.glue_endpoint, health_timeout)
-
-    def _drain_arrivals(self) -> None:
-        """Restoring objects into streams/ fires S3 events for files that already arrived
-        before the last `down`; they are not new arrivals, so drop those messages."""
-        sqs = self.aws.client("sqs")
-        url = sqs.get_queue_url(QueueName=self.manifest.arrivals_queue)["QueueUrl"]
-        sqs.purge_queue(QueueUrl=url)
 
     def _drop_test_events(self) -> None:
         """Putting a notification configuration makes S3 send an s3:TestEvent to the queue.
