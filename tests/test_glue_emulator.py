@@ -405,3 +405,63 @@ def test_a_run_cut_off_by_a_crash_is_failed_with_the_reason(env, local_stack):
     while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not os.path.exists(f"/proc/{pid}"), "the orphaned run was not cleaned up"
+
+
+REPORTS_JVM = """\
+import sys
+from awsglue.utils import getResolvedOptions
+from pyspark.sql import SparkSession
+args = getResolvedOptions(sys.argv, ["JOB_NAME", "fail"])
+spark = SparkSession.builder.appName(args["JOB_NAME"]).getOrCreate()
+spark.createDataFrame([(1,), (2,)], ["x"]).createOrReplaceTempView("leftover")
+print("JVM", spark.sparkContext._jvm.java.lang.ProcessHandle.current().pid(), flush=True)
+print("SUM", spark.sql("select sum(x) from leftover").collect()[0][0], flush=True)
+if args["fail"] == "yes":
+    raise RuntimeError("failing on purpose, without stopping Spark")
+spark.stop()
+"""
+
+
+def _jvm_of(aws, run_id: str) -> int:
+    lines = log_lines(aws, "/aws-glue/jobs/output", run_id)
+    return int(next(line.split()[1] for line in lines if line.startswith("JVM ")))
+
+
+def test_spark_runs_reuse_a_warm_driver_only_after_a_success(env):
+    aws, glue = env
+    name = create_job(glue, put_script(aws, "jvm", REPORTS_JVM), command="glueetl")
+
+    def run(fail: str) -> tuple[dict, int]:
+        run_id = glue.start_job_run(JobName=name, Arguments={"--fail": fail})["JobRunId"]
+        done = wait(glue, name, run_id, timeout=600)
+        return done, _jvm_of(aws, run_id)
+
+    first, jvm1 = run("no")
+    second, jvm2 = run("no")
+    assert first["JobRunState"] == second["JobRunState"] == "SUCCEEDED"
+    assert jvm1 == jvm2  # the second run got the JVM the first one left
+    assert os.getpid() != jvm1
+    # Each run has a SparkContext of its own: the first run's temp view is gone (SUM is 3,
+    # not an error about a view that already exists or a doubled table).
+    assert "SUM 3" in log_lines(aws, "/aws-glue/jobs/output", second["Id"])
+
+    failed, jvm3 = run("yes")
+    assert failed["JobRunState"] == "FAILED"
+    assert "failing on purpose" in failed["ErrorMessage"]
+    assert jvm3 == jvm1
+    # A failed run's JVM is not trusted again: it is killed, the next run gets a new one.
+    deadline = time.monotonic() + 20
+    while _alive(jvm3) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _alive(jvm3)
+    after, jvm4 = run("no")
+    assert after["JobRunState"] == "SUCCEEDED"
+    assert jvm4 != jvm3
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True

@@ -1,9 +1,10 @@
 """Running one job run for real, as Glue would: fetch, execute, log, time out, stop.
 
-Each run gets a thread that downloads the script and the --extra-py-files from S3, starts
-spark-submit (glueetl) or Python (pythonshell) in a process group of its own, streams stdout and
-stderr to CloudWatch Logs (stream name = run id), enforces the timeout and records the final
-state with the script's own error as ErrorMessage.
+Each run gets a thread that downloads the script and the --extra-py-files from S3, starts the
+script with Python in a process group of its own (glueetl: connected to a warm Spark driver JVM
+from :mod:`musicpipe.glue.warm_spark`, or launching its own), streams stdout and stderr to
+CloudWatch Logs (stream name = run id), enforces the timeout and records the final state with
+the script's own error as ErrorMessage.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from urllib.parse import urlsplit
 
 from botocore.exceptions import ClientError
 
-from musicpipe.glue import model, spark
+from musicpipe.glue import model, spark, warm_spark
 from musicpipe.glue.store import Store
 from musicpipe.stack.processes import start_ticks
 from musicpipe.stack.safety import DUMMY_ACCESS_KEY, DUMMY_SECRET_KEY, LocalAws, local_environment
@@ -123,6 +124,11 @@ class Runner:
         self.aws = LocalAws(settings.aws_endpoint, settings.region)
         self.active: dict[str, ActiveRun] = {}
         self.lock = threading.Lock()
+        self.warm = (
+            warm_spark.WarmSparkPool(settings.state_dir / "spark-drivers.log")
+            if warm_spark.enabled()
+            else None
+        )
 
     # -- lifecycle ------------------------------------------------------------------------
     def recover(self) -> None:
@@ -150,6 +156,8 @@ class Runner:
         for handle in active:
             if handle.thread is not None:
                 handle.thread.join(timeout=STOP_GRACE_SECONDS + 5)
+        if self.warm is not None:
+            self.warm.shutdown()
 
     # -- API-facing ----------------------------------------------------------------------
     def start(self, run: dict) -> None:
@@ -236,23 +244,47 @@ class Runner:
         # Glue puts --extra-py-files (.py, .zip, .egg, .whl) on sys.path before the script runs.
         paths = [str(p.parent if p.suffix == ".py" else p) for p in libs]
         env["PYTHONPATH"] = os.pathsep.join([*paths, env.get("PYTHONPATH", "")]).strip(os.pathsep)
+        driver = None
         if run["_command"] == model.GLUEETL:
             jars = spark.ensure_s3a_jars(log=out.write)
             env["PYSPARK_PYTHON"] = env["PYSPARK_DRIVER_PYTHON"] = sys.executable
             env["SPARK_LOCAL_IP"] = "127.0.0.1"  # bind the driver to loopback only
-            env["PYSPARK_SUBMIT_ARGS"] = spark.submit_args(
-                job_name=run["JobName"],
-                jars=jars,
-                py_files=libs,
-                conf=spark.s3a_conf(
-                    self.settings.aws_endpoint,
-                    DUMMY_ACCESS_KEY,
-                    DUMMY_SECRET_KEY,
-                    self.settings.region,
-                ),
-                log4j=spark.log4j_config(self.settings.state_dir),
+            conf = spark.s3a_conf(
+                self.settings.aws_endpoint, DUMMY_ACCESS_KEY, DUMMY_SECRET_KEY, self.settings.region
             )
-        cmd = [sys.executable, str(script), *model.script_argv(args)]
+            log4j = spark.log4j_config(self.settings.state_dir)
+            if self.warm is not None:
+                # The run's libraries reach its driver through PYTHONPATH, not the shared JVM.
+                shared = spark.submit_args(
+                    job_name="musicpipe-warm-driver", jars=jars, py_files=[], conf=conf, log4j=log4j
+                )
+                jvm_env = {k: v for k, v in env.items() if k != "PYTHONPATH"}
+                driver = self.warm.checkout(shared, jvm_env)
+                env.update(driver.env())
+            else:
+                env["PYSPARK_SUBMIT_ARGS"] = spark.submit_args(
+                    job_name=run["JobName"], jars=jars, py_files=libs, conf=conf, log4j=log4j
+                )
+        state: str = model.FAILED
+        try:
+            state, error = self._spawn_and_wait(run, handle, workdir, env, script, out, err)
+            return state, error
+        finally:
+            if driver is not None:
+                # Only a clean success leaves the JVM fit for the next run.
+                self.warm.give_back(driver, reusable=state == model.SUCCEEDED)
+
+    def _spawn_and_wait(
+        self,
+        run: dict,
+        handle: ActiveRun,
+        workdir: Path,
+        env: dict[str, str],
+        script: Path,
+        out: LogShipper,
+        err: LogShipper,
+    ) -> tuple[str, str | None]:
+        cmd = [sys.executable, str(script), *model.script_argv(run["_resolved"])]
 
         process = subprocess.Popen(
             cmd,

@@ -130,9 +130,10 @@ class AirflowServices:
             AIRFLOW__API__HOST=s.host,
             AIRFLOW__API__PORT=str(s.airflow_port),
             AIRFLOW__API__BASE_URL=self.url,
-            # Pick up a new or changed DAG file within seconds, not minutes.
+            # Pick up a new DAG file within seconds and a changed one within 30 s (Airflow's
+            # default re-parse interval; parsing more often takes CPU from the Spark job).
             AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL="5",
-            AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL="10",
+            AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL="30",
             AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK="False",
             AIRFLOW_CONN_AWS_DEFAULT=json.dumps(aws_connection(s, self.manifest)),
             **{f"AIRFLOW_VAR_{VARIABLE.upper()}": json.dumps(dag_variable(s, self.manifest))},
@@ -188,8 +189,14 @@ class AirflowServices:
                         + process.tail()
                     )
             health = self.health()
-            if health and all(v == "healthy" for v in health.values()) and self.dag_loaded():
-                return
+            if health and all(v == "healthy" for v in health.values()):
+                if self.dag_loaded():
+                    return
+                errors = self._import_errors()
+                if errors:
+                    raise AirflowError(
+                        f"Airflow cannot import the DAG in {DAGS_FOLDER}:\n" + "\n".join(errors)
+                    )
             if time.monotonic() > deadline:
                 raise AirflowError(
                     f"Airflow was not healthy with the DAG {self.dag_id} loaded within "
@@ -254,8 +261,12 @@ class AirflowServices:
         page = self.api(f"/dags/{self.dag_id}/dagRuns/{quote(run_id, safe='')}/taskInstances")
         return page.get("task_instances", [])
 
-    def import_errors(self) -> list[dict]:
-        return self.api("/importErrors").get("import_errors", [])
+    def _import_errors(self) -> list[str]:
+        try:
+            errors = self.api("/importErrors").get("import_errors", [])
+        except (urllib.error.URLError, OSError, ValueError, KeyError):
+            return []
+        return [f"{e.get('filename')}: {e.get('stack_trace', '')[-1500:]}" for e in errors]
 
     def component_health(self) -> dict[str, bool]:
         """Per component: does Airflow's health endpoint call it healthy?"""
