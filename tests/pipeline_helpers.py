@@ -81,16 +81,7 @@ class Pipeline:
 
     # -- outputs -----------------------------------------------------------------------------
     def kpi_table(self) -> dict[tuple[str, str], dict]:
-        """Every KPI item by (pk, sk), without updated_at."""
-        table = self.dynamodb.Table(MANIFEST.kpi_table)
-        items, kwargs = [], {}
-        while True:
-            page = table.scan(**kwargs)
-            items += page["Items"]
-            if "LastEvaluatedKey" not in page:
-                break
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-        return {(i["pk"], i["sk"]): _without_updated_at(i) for i in items}
+        return kpi_table_items(self.dynamodb)
 
     def tracker_items(self) -> dict[str, dict]:
         return {i["file_key"]: i for i in Tracker(self.dynamodb, MANIFEST.tracker_table).items()}
@@ -98,6 +89,19 @@ class Pipeline:
     def keys(self, bucket: str, prefix: str = "") -> list[str]:
         pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
         return sorted(o["Key"] for p in pages for o in p.get("Contents", []))
+
+
+def kpi_table_items(dynamodb) -> dict[tuple[str, str], dict]:
+    """Every item of the KPI table by (pk, sk), without updated_at."""
+    table = dynamodb.Table(MANIFEST.kpi_table)
+    items, kwargs = [], {}
+    while True:
+        page = table.scan(**kwargs)
+        items += page["Items"]
+        if "LastEvaluatedKey" not in page:
+            break
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    return {(i["pk"], i["sk"]): _without_updated_at(i) for i in items}
 
 
 def oracle_items(songs: Path, users: Path, streams: list[Path]) -> dict[tuple[str, str], dict]:

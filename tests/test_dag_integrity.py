@@ -20,14 +20,22 @@ DAG_ID = DEFAULT_NAMES["dag_id"]
 QUEUE = "https://sqs.us-east-1.amazonaws.com/111122223333/music-arrivals"
 
 
-def probe(tmp_path: Path, dags_folder: Path, variable: str | None) -> dict:
+def probe(
+    tmp_path: Path,
+    dags_folder: Path,
+    variable: str | None,
+    python: str = sys.executable,
+    pythonpath: str | None = None,
+) -> dict:
     # Nothing of this machine's AWS or Airflow settings leaks in; no endpoint is reachable.
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "AIRFLOW"))}
     env.update(AIRFLOW_HOME=str(tmp_path / "airflow"), AIRFLOW__CORE__LOAD_EXAMPLES="False")
     if variable is not None:
         env["AIRFLOW_VAR_MUSIC_STREAMING_PIPELINE"] = variable
+    if pythonpath is not None:
+        env["PYTHONPATH"] = pythonpath
     done = subprocess.run(
-        [sys.executable, str(PROBE), str(dags_folder), DAG_ID],
+        [python, str(PROBE), str(dags_folder), DAG_ID],
         env=env,
         capture_output=True,
         text=True,

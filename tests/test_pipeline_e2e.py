@@ -15,12 +15,14 @@ from datetime import UTC, datetime
 import pytest
 
 from musicpipe.dag.config import batch_id_for
+from musicpipe.manifest import METRIC_NAMES
 from musicpipe.stack.runs import wait_until_idle
 
 from .conftest import SAMPLES, isolated_env, run_cli, started_stack
 from .pipeline_helpers import (
     assert_rows_accounted,
     assert_same_kpis,
+    kpi_table_items,
     oracle_items,
 )
 
@@ -60,17 +62,7 @@ class View:
         return wait_until_idle(self.stack.airflow, self.sqs, url, since, timeout)
 
     def kpis(self) -> dict:
-        table = self.dynamodb.Table("kpi.table")
-        items, kwargs = [], {}
-        while True:
-            page = table.scan(**kwargs)
-            items += page["Items"]
-            if "LastEvaluatedKey" not in page:
-                break
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-        return {
-            (i["pk"], i["sk"]): {k: v for k, v in i.items() if k != "updated_at"} for i in items
-        }
+        return kpi_table_items(self.dynamodb)
 
     def tracker(self) -> dict[str, dict]:
         return {
@@ -146,16 +138,7 @@ def test_dropped_files_become_kpis_without_a_manual_trigger(stack):
         m["MetricName"]
         for m in cloudwatch.list_metrics(Namespace="MusicStreaming/Pipeline")["Metrics"]
     }
-    assert {
-        "FilesProcessed",
-        "FilesQuarantined",
-        "RowsAccepted",
-        "RowsRejected",
-        "DuplicatesDropped",
-        "KpiItemsWritten",
-        "EtlDurationSeconds",
-        "EndToEndLatencySeconds",
-    } <= names
+    assert set(METRIC_NAMES) <= names
 
     # The CLI reads the same KPIs back.
     top = max(
