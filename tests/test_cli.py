@@ -123,6 +123,12 @@ def test_drop_of_the_sample_set(cli_env):
     assert "songs/songs.csv" in keys and "users/users.csv" in keys
     stream_files = sorted(p.name for p in (SAMPLES / "streams").glob("*.csv"))
     assert [k for k in keys if k.startswith("streams/")] == [f"streams/{n}" for n in stream_files]
+    # This stack runs without Airflow (MUSICPIPE_AIRFLOW=false): `wait` says so instead of
+    # waiting, and `status` still works.
+    waited = run_cli("wait", "--timeout", "5", env=cli_env)
+    assert waited.returncode == 2
+    assert "Airflow is not answering" in waited.stderr and "musicpipe up" in waited.stderr
+    assert "last runs of" not in run_cli("status", env=cli_env, check=True).stdout
 
 
 def test_bad_drops_upload_nothing_and_say_why(cli_env, tmp_path):

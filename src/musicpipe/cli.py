@@ -158,7 +158,8 @@ def status() -> None:
     if st.snapshot is not None:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(st.snapshot.taken_at))
         console.print(f"saved state: {st.snapshot.describe()} (saved {when})")
-    if stack.airflow.health() is not None:
+    # Only our own Airflow: another program may answer on the port.
+    if stack.airflow.is_running() and stack.airflow.health() is not None:
         from musicpipe.stack.runs import run_views
 
         runs = run_views(stack.airflow, limit=5)
@@ -240,7 +241,7 @@ def wait(
     with cli_errors():
         stack = _stack()
         _require_running(stack)
-        if stack.airflow.health() is None:
+        if not stack.airflow.is_running() or stack.airflow.health() is None:
             raise StackError(f"Airflow is not answering on {stack.airflow.url}; run `musicpipe up`")
         start = since if since is not None else _last_drop_time(stack)
         sqs = stack.aws.client("sqs")
