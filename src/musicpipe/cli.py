@@ -304,6 +304,7 @@ def kpis(
 ) -> None:
     """Print KPIs from the local DynamoDB table as tables."""
     from musicpipe import kpi_report
+    from musicpipe.pipeline.kpi_writer import kpi_items_for_date
 
     with cli_errors():
         stack = _stack()
@@ -329,7 +330,7 @@ def kpis(
                 f"{table} holds no KPIs yet: drop stream files (`make drop`) and wait for the DAG"
             )
         chosen = day or dates[-1]
-        items = kpi_report.day_items(dynamodb, table, chosen)
+        items = kpi_items_for_date(dynamodb, table, chosen)
         if not items:
             raise StackError(f"no KPIs for {chosen}; dates with KPIs: {', '.join(dates)}")
         if genre is not None and not any(i.get("genre") == genre for i in items):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from rich.table import Table
 
-from musicpipe.pipeline.kpi_writer import genre_history, kpi_items_for_date
+from musicpipe.pipeline.kpi_writer import genre_history
 
 
 def kpi_dates(dynamodb_resource, kpi_table: str) -> list[str]:
@@ -22,10 +22,6 @@ def kpi_dates(dynamodb_resource, kpi_table: str) -> list[str]:
         if "LastEvaluatedKey" not in page:
             return sorted(dates)
         kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-
-
-def day_items(dynamodb_resource, kpi_table: str, date: str) -> list[dict]:
-    return kpi_items_for_date(dynamodb_resource, kpi_table, date)
 
 
 def genre_items(dynamodb_resource, kpi_table: str, genre: str) -> list[dict]:

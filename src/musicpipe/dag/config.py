@@ -60,7 +60,8 @@ class DagConfig:
         return f"validation_reports/{batch_id}/report.json"
 
 
-_NAME_KEYS = [f.name for f in fields(DagConfig) if f.type == "str" and f.name in DEFAULT_NAMES]
+# The manifest names the DAG reads (the local stack fills them from the manifest).
+NAME_KEYS = [f.name for f in fields(DagConfig) if f.type == "str" and f.name in DEFAULT_NAMES]
 _INT_KEYS = [k for k, v in DEFAULT_TUNING.items() if isinstance(v, int)]
 
 
@@ -78,7 +79,7 @@ def load_dag_config(raw: str | dict | None) -> DagConfig:
             raise DagConfigError(f"{where} is not valid JSON: {exc}") from None
         if not isinstance(values, dict):
             raise DagConfigError(f"{where} must be a JSON object, got {type(values).__name__}")
-    known = set(_NAME_KEYS) | set(DEFAULT_TUNING) | {"arrivals_queue_url"}
+    known = set(NAME_KEYS) | set(DEFAULT_TUNING) | {"arrivals_queue_url"}
     unknown = sorted(set(values) - known)
     if unknown:
         raise DagConfigError(f"{where}: unknown key(s) {unknown}; known: {sorted(known)}")
@@ -90,7 +91,7 @@ def load_dag_config(raw: str | dict | None) -> DagConfig:
             f"), got {queue_url!r}"
         )
     merged: dict[str, object] = {"arrivals_queue_url": queue_url}
-    for key in _NAME_KEYS:
+    for key in NAME_KEYS:
         value = values.get(key, DEFAULT_NAMES[key])
         if not isinstance(value, str) or not value.strip():
             raise DagConfigError(f"{where}: {key} must be a non-empty string, got {value!r}")

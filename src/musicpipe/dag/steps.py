@@ -16,7 +16,7 @@ from musicpipe.contract.columns import STREAMS
 from musicpipe.contract.validation import FAILED, NO_STREAM_FILES, PASSED
 from musicpipe.pipeline.archiver import FAILED as ARCHIVE_FAILED
 from musicpipe.pipeline.archiver import archive_completed_files
-from musicpipe.pipeline.kpi_writer import read_staged_batch, write_staged_kpis
+from musicpipe.pipeline.kpi_writer import write_staged_kpis
 from musicpipe.pipeline.metrics import end_to_end_latency_seconds, put_pipeline_metrics
 
 # Task ids of the branch targets (SPEC.md §7 names the main path; these two end a run early).
@@ -101,19 +101,18 @@ def write_kpis(
 ) -> dict:
     """write_kpis_to_dynamodb: staged items → the KPI table, then KpiItemsWritten and
     EndToEndLatencySeconds (from the earliest arrival of the batch's files)."""
-    # Arrival times first: once the files are COMPLETED a concurrent archive may move them.
-    staged = read_staged_batch(s3, processed_bucket, batch_id)
-    arrivals = []
-    for entry in staged.files:
-        try:
-            head = s3.head_object(Bucket=raw_bucket, Key=entry["file_key"])
-        except ClientError:
-            continue  # gone already (re-run after archiving): no arrival time to report
-        arrivals.append(head["LastModified"])
     result = write_staged_kpis(
         s3, dynamodb_resource, processed_bucket, kpi_table, tracker_table, batch_id
     )
     written_at = datetime.now(UTC)
+    # Arrival = each staged file's LastModified; archive_processed_files runs after this task,
+    # so the files are still under streams/ (unless this is a re-run after archiving).
+    arrivals = []
+    for file_key in [*result.files_completed, *result.files_skipped]:
+        try:
+            arrivals.append(s3.head_object(Bucket=raw_bucket, Key=file_key)["LastModified"])
+        except ClientError:
+            continue  # gone already: no arrival time to report
     latency = end_to_end_latency_seconds(arrivals, written_at) if arrivals else None
     put_pipeline_metrics(
         cloudwatch,

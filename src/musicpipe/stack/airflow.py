@@ -22,7 +22,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from musicpipe.dag.config import VARIABLE
+from musicpipe.dag.config import NAME_KEYS, VARIABLE
 from musicpipe.manifest import Manifest
 from musicpipe.stack.processes import ManagedProcess
 from musicpipe.stack.safety import LOCAL_ACCOUNT_ID, local_environment
@@ -47,21 +47,7 @@ def dag_variable(settings: StackSettings, manifest: Manifest) -> dict[str, objec
         "arrivals_queue_url": (
             f"{settings.aws_endpoint}/{LOCAL_ACCOUNT_ID}/{names['arrivals_queue']}"
         ),
-        **{
-            key: names[key]
-            for key in (
-                "raw_bucket",
-                "processed_bucket",
-                "quarantine_bucket",
-                "kpi_table",
-                "tracker_table",
-                "validation_job",
-                "etl_job",
-                "metrics_namespace",
-                "pipeline_name",
-                "dag_id",
-            )
-        },
+        **{key: names[key] for key in NAME_KEYS},
         "aws_conn_id": CONNECTION_ID,
         "arrivals_poll_seconds": 1,
         "sensor_poke_seconds": 2,
@@ -91,10 +77,11 @@ class AirflowServices:
         self.manifest = manifest
         self.home = settings.state_dir / "airflow"
         self.processes = {c: ManagedProcess(f"airflow-{c}", settings.state_dir) for c in COMPONENTS}
+        self._access_token: str | None = None  # one login serves every REST call
 
     @property
     def url(self) -> str:
-        return f"http://{self.settings.host}:{self.settings.airflow_port}"
+        return self.settings.airflow_endpoint
 
     @property
     def passwords_file(self) -> Path:
@@ -231,11 +218,22 @@ class AirflowServices:
             return json.load(r)["access_token"]
 
     def api(self, path: str, method: str = "GET", body: dict | None = None) -> dict:
+        try:
+            return self._call(path, method, body)
+        except urllib.error.HTTPError as exc:
+            if exc.code != 401:
+                raise
+            self._access_token = None  # expired, or Airflow restarted: log in again
+            return self._call(path, method, body)
+
+    def _call(self, path: str, method: str, body: dict | None) -> dict:
+        if self._access_token is None:
+            self._access_token = self._token()
         req = urllib.request.Request(
             f"{self.url}/api/v2{path}",
             data=json.dumps(body).encode() if body is not None else None,
             headers={
-                "Authorization": f"Bearer {self._token()}",
+                "Authorization": f"Bearer {self._access_token}",
                 "Content-Type": "application/json",
             },
             method=method,

@@ -246,7 +246,12 @@ class EmbeddedStack:
                 log_file=self.glue.log_file,
             ),
         ]
-        airflow_health = self.airflow.component_health()
+        # Only our own Airflow's health: another program may answer on its port.
+        airflow_health = (
+            self.airflow.component_health()
+            if self.airflow.is_running()
+            else dict.fromkeys(self.airflow.processes, False)
+        )
         for name, process in self.airflow.processes.items():
             services.append(
                 ServiceStatus(
