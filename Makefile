@@ -7,13 +7,18 @@ STAMP := $(VENV)/.installed
 # What `make drop` uploads: the committed sample set (reference files first).
 DROP ?= data_samples/songs.csv data_samples/users.csv data_samples/streams
 FRESH ?=
+# Which stack `up` starts: auto (Compose when a Docker engine answers), embedded or compose.
+STACK ?=
+ifneq ($(STACK),)
+export MUSICPIPE_STACK := $(STACK)
+endif
 PYTEST_ARGS ?=
 
 .PHONY: help install up down status drop wait kpis demo env test lint bench lock clean
 
 help:
 	@echo "make install   create .venv with the musicpipe CLI (locked dependencies)"
-	@echo "make up        start the embedded stack and create every resource (FRESH=1: start empty)"
+	@echo "make up        start the stack and create every resource (STACK=embedded|compose, FRESH=1)"
 	@echo "make down      save state and stop every process the stack started"
 	@echo "make status    what runs, where, which resources exist"
 	@echo "make drop      upload CSVs (DROP='files or folders'; default: the sample set)"

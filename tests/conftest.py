@@ -26,6 +26,8 @@ def isolated_env(state_dir: Path) -> dict[str, str]:
     for var in CREDENTIAL_VARIABLES + ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         env.pop(var, None)
     env["MUSICPIPE_STATE_DIR"] = str(state_dir)
+    # The embedded stack, also where a Docker engine answers (the Compose tests say so).
+    env["MUSICPIPE_STACK"] = "embedded"
     env["MUSICPIPE_AWS_PORT"] = str(free_port())
     env["MUSICPIPE_GLUE_PORT"] = str(free_port())
     env["MUSICPIPE_AIRFLOW_PORT"] = str(free_port())
@@ -68,21 +70,29 @@ GLUE_MINUTE_SECONDS = 3  # a Glue Timeout "minute" in the session's emulator
 
 
 @contextmanager
-def started_stack(env: dict[str, str]):
-    """An embedded stack configured by ``env``, started fresh and always stopped again (also
-    when starting it fails half-way)."""
+def environment(env: dict[str, str]):
+    """``env`` in this process's environment for the block (the stack reads settings and
+    passes the environment to what it starts), restored afterwards."""
     old = dict(os.environ)
     os.environ.update(env)
     try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(old)
+
+
+@contextmanager
+def started_stack(env: dict[str, str]):
+    """An embedded stack configured by ``env``, started fresh and always stopped again (also
+    when starting it fails half-way)."""
+    with environment(env):
         stack = EmbeddedStack(load_settings(), load_manifest())
         try:
             stack.up(fresh=True)
         except BaseException:
             stack.down(save=False)
             raise
-    finally:
-        os.environ.clear()
-        os.environ.update(old)
     try:
         yield stack
     finally:

@@ -3,11 +3,13 @@ with Airflow's own error, and nothing is left running."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from musicpipe.manifest import load_manifest
 from musicpipe.stack import airflow as airflow_stack
-from musicpipe.stack.airflow import AirflowError, AirflowServices, aws_connection, dag_variable
+from musicpipe.stack.airflow import AirflowError, AirflowServices
 from musicpipe.stack.settings import load_settings
 
 from .conftest import isolated_env
@@ -16,12 +18,13 @@ from .conftest import isolated_env
 def test_local_connection_and_variable_point_at_the_stack(tmp_path):
     env = isolated_env(tmp_path / "state")
     settings, manifest = load_settings(environ=env), load_manifest(environ=env)
-    variable = dag_variable(settings, manifest)
+    airflow_env = AirflowServices(settings, manifest).environment()
+    variable = json.loads(airflow_env["AIRFLOW_VAR_MUSIC_STREAMING_PIPELINE"])
     assert variable["arrivals_queue_url"] == (
         f"http://127.0.0.1:{settings.aws_port}/123456789012/music-arrivals"
     )
     assert variable["raw_bucket"] == "rds.data" and variable["dag_id"] == manifest.dag_id
-    extra = aws_connection(settings, manifest)["extra"]
+    extra = json.loads(airflow_env["AIRFLOW_CONN_AWS_DEFAULT"])["extra"]
     assert extra["endpoint_url"] == settings.aws_endpoint
     assert extra["service_config"]["glue"]["endpoint_url"] == settings.glue_endpoint
 

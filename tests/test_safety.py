@@ -36,6 +36,20 @@ def test_other_endpoints_are_refused(url):
         require_loopback(url)
 
 
+def test_compose_service_names_are_accepted_only_when_listed(monkeypatch):
+    with pytest.raises(UnsafeEndpointError, match="MUSICPIPE_LOCAL_HOSTS"):
+        require_loopback("http://localstack:4566")
+    # Inside the Compose network the containers list the service names they talk to.
+    monkeypatch.setenv("MUSICPIPE_LOCAL_HOSTS", "localstack, glue, s3.amazonaws.com")
+    assert require_loopback("http://localstack:4566") == "http://localstack:4566"
+    assert require_loopback("http://GLUE:4567") == "http://GLUE:4567"
+    # A name with a dot can be a public endpoint: never let through, even when listed.
+    with pytest.raises(UnsafeEndpointError):
+        require_loopback("https://s3.amazonaws.com")
+    with pytest.raises(UnsafeEndpointError):
+        require_loopback("http://airflow:8080")
+
+
 def test_clients_refuse_a_real_endpoint():
     with pytest.raises(UnsafeEndpointError, match="musicpipe promote"):
         LocalAws("https://s3.amazonaws.com")

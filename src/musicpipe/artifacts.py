@@ -8,11 +8,13 @@ same against AWS with the very same files.
 
 from __future__ import annotations
 
+import argparse
 import io
+import sys
 import zipfile
 from pathlib import Path
 
-from musicpipe.manifest import GlueJobSpec, Manifest
+from musicpipe.manifest import GlueJobSpec, Manifest, load_manifest
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
 REPO_ROOT = PACKAGE_ROOT.parents[1]
@@ -88,3 +90,24 @@ def deploy_jobs(s3, glue, manifest: Manifest, account_id: str, repo_root: Path =
         else:
             results.append((spec.name, "unchanged"))
     return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Plain entry point for the Compose stack's one-shot `glue-jobs` container."""
+    from musicpipe.stack.safety import LocalAws
+
+    parser = argparse.ArgumentParser(prog="python -m musicpipe.artifacts")
+    parser.add_argument("--aws-endpoint", required=True, help="the local S3 endpoint")
+    parser.add_argument("--glue-endpoint", required=True, help="the Glue job emulator")
+    parser.add_argument("--account-id", required=True, help="for the jobs' role ARN")
+    args = parser.parse_args(argv)
+    manifest = load_manifest()
+    aws = LocalAws(args.aws_endpoint, manifest.region)
+    glue = aws.client("glue", endpoint=args.glue_endpoint)
+    for name, action in deploy_jobs(aws.client("s3"), glue, manifest, args.account_id):
+        print(f"{action:>9}  glue job  {name}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

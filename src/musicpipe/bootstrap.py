@@ -281,6 +281,29 @@ def bootstrap(clients, manifest: Manifest, apply: bool = True) -> list[Change]:
     return Bootstrapper(clients, manifest, apply=apply).run()
 
 
+def drop_test_events(sqs, manifest: Manifest, changes: list[Change]) -> None:
+    """Putting a notification configuration makes S3 send an s3:TestEvent to the queue. It is
+    not an arrival; delete it so it does not start a DAG run. Other messages are made visible
+    again at once. Does nothing unless ``changes`` created or updated the notification."""
+    if not any(c.kind == "s3 notification" and c.action in (CREATED, UPDATED) for c in changes):
+        return
+    url = sqs.get_queue_url(QueueName=manifest.arrivals_queue)["QueueUrl"]
+    while True:
+        messages = sqs.receive_message(
+            QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1, VisibilityTimeout=30
+        ).get("Messages", [])
+        if not messages:
+            return
+        for m in messages:
+            if '"s3:TestEvent"' in m["Body"]:
+                sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+            else:
+                sqs.change_message_visibility(
+                    QueueUrl=url, ReceiptHandle=m["ReceiptHandle"], VisibilityTimeout=0
+                )
+                return  # a real arrival: leave it and everything after it to Airflow
+
+
 def summarize(changes: list[Change]) -> str:
     changed = [c for c in changes if c.action not in (UNCHANGED,)]
     if not changed:
@@ -300,6 +323,7 @@ def main(argv: list[str] | None = None) -> int:
     manifest = load_manifest()
     aws = LocalAws(args.endpoint, manifest.region)
     changes = bootstrap(aws.client, manifest)
+    drop_test_events(aws.client("sqs"), manifest, changes)
     for c in changes:
         print(f"{c.action:>9}  {c.kind:<16} {c.name}  {c.detail}")
     print(summarize(changes))

@@ -18,7 +18,10 @@ from rich.table import Table
 from musicpipe.bootstrap import CREATED, DRIFTED, MISSING, UNCHANGED, UPDATED, summarize
 from musicpipe.drop import DropError, plan_drops, upload
 from musicpipe.manifest import ConfigError, Manifest, load_manifest
-from musicpipe.stack.embedded import EmbeddedStack, StackError
+from musicpipe.stack import choice
+from musicpipe.stack.base import StackError
+from musicpipe.stack.compose import ComposeStack
+from musicpipe.stack.embedded import EmbeddedStack
 from musicpipe.stack.preflight import PreflightError
 from musicpipe.stack.safety import CREDENTIAL_VARIABLES, UnsafeEndpointError, local_exports
 from musicpipe.stack.settings import StackSettings, load_settings
@@ -45,7 +48,14 @@ def cli_errors() -> Iterator[None]:
     """Known failures end with their message and exit code 2, not a traceback."""
     try:
         yield
-    except (ConfigError, PreflightError, StackError, UnsafeEndpointError, DropError) as exc:
+    except (
+        ConfigError,
+        PreflightError,
+        StackError,
+        UnsafeEndpointError,
+        DropError,
+        choice.StackChoiceError,
+    ) as exc:
         err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
 
@@ -54,12 +64,20 @@ def _context() -> tuple[StackSettings, Manifest]:
     return load_settings(), load_manifest()
 
 
-def _stack() -> EmbeddedStack:
+Stack = EmbeddedStack | ComposeStack
+STACKS = {choice.EMBEDDED: EmbeddedStack, choice.COMPOSE: ComposeStack}
+
+
+def _stack() -> Stack:
+    """The stack the last `up` started (or the one STACK forces; embedded if none yet)."""
     settings, manifest = _context()
-    return EmbeddedStack(settings, manifest)
+    kind = settings.stack
+    if kind == choice.AUTO:
+        kind = choice.recorded(settings.state_dir) or choice.EMBEDDED
+    return STACKS[kind](settings, manifest)
 
 
-def _require_running(stack: EmbeddedStack) -> None:
+def _require_running(stack: Stack) -> None:
     if not stack.aws_healthy():
         raise StackError(
             f"the local stack is not answering on {stack.settings.aws_endpoint}; "
@@ -81,24 +99,34 @@ def _changes_table(changes, title: str) -> Table:
 def up(
     fresh: bool = typer.Option(False, "--fresh", help="Start empty: ignore the saved state."),
 ) -> None:
-    """Start the embedded stack (moto on loopback) and create every pipeline resource."""
+    """Start the stack (Compose if a Docker engine answers, else embedded) and create every
+    pipeline resource. STACK=embedded|compose forces one."""
     with cli_errors():
-        stack = _stack()
-        with console.status("starting the embedded AWS (moto server)…"):
+        settings, manifest = _context()
+        chosen = choice.choose(settings.stack)
+        console.print(f"stack: [bold]{chosen.kind}[/] ({escape(chosen.reason)})")
+        stack = STACKS[chosen.kind](settings, manifest)
+        if isinstance(stack, ComposeStack):
+            console.print("docker compose up (the first time builds two images and pulls a few GB)")
             report = stack.up(fresh=fresh)
+        else:
+            with console.status("starting the embedded stack…"):
+                report = stack.up(fresh=fresh)
+        choice.record(settings.state_dir, chosen.kind)
     s = stack.settings
+    what = "LocalStack" if isinstance(stack, ComposeStack) else "embedded AWS (moto)"
     if report.already_running:
-        console.print(f"embedded AWS already running on {s.aws_endpoint} (pid {report.pid})")
+        console.print(f"{what} already running on {s.aws_endpoint}")
     else:
-        console.print(f"[green]embedded AWS up[/] on {s.aws_endpoint} (pid {report.pid})")
-    console.print(f"Glue job emulator on {s.glue_endpoint} (pid {stack.glue.pid()})")
+        console.print(f"[green]{what} up[/] on {s.aws_endpoint}")
+    console.print(f"Glue job emulator on {s.glue_endpoint}")
     console.print(_changes_table(report.changes, "resources"))
     console.print(summarize(report.changes))
     if report.restored is not None:
         console.print(f"restored the saved state: {report.restored.describe()}")
     elif fresh:
         console.print("started fresh: the saved state was not loaded")
-    if s.airflow:
+    if isinstance(stack, ComposeStack) or s.airflow:
         user, password = stack.airflow.login()
         console.print(
             f"[green]Airflow[/] UI on [bold]{stack.airflow.url}[/] "
@@ -106,7 +134,10 @@ def up(
             f"starts when a file lands in s3://{stack.manifest.raw_bucket}/streams/"
         )
     console.print('point your shell at it: [bold]eval "$(musicpipe env)"[/]')
-    console.print(f"service logs: {stack.settings.logs_dir}")
+    if isinstance(stack, EmbeddedStack):
+        console.print(f"service logs: {stack.settings.logs_dir}")
+    else:
+        console.print("service logs: docker compose -p musicpipe logs [service]")
 
 
 @app.command()
@@ -116,15 +147,15 @@ def down(
     """Save the state and stop every process `up` started."""
     with cli_errors():
         stack = _stack()
-        running = stack.moto.is_running() or stack.glue.is_running() or stack.airflow.is_running()
+        running = stack.is_running()
         with console.status("saving state and stopping…"):
-            saved = stack.down(save=save)
+            saved = stack.down(save=save) if running else None
     if not running:
-        console.print("the embedded stack was not running; nothing to stop")
+        console.print(f"the {stack.kind} stack was not running; nothing to stop")
         return
     if saved is not None:
         console.print(f"saved {saved.describe()} to {stack.settings.snapshot_dir}")
-    console.print("[green]stopped[/] Airflow, the Glue job emulator and the embedded AWS")
+    console.print(f"[green]stopped[/] the {stack.kind} stack (Airflow, Glue emulator, AWS)")
 
 
 @app.command()
@@ -133,7 +164,7 @@ def status() -> None:
     with cli_errors():
         stack = _stack()
         st = stack.status()
-    table = Table(title="services", title_justify="left")
+    table = Table(title=f"services ({stack.kind} stack)", title_justify="left")
     for col in ("service", "state", "pid", "endpoint", "uptime", "log"):
         table.add_column(col)
     for svc in st.services:
@@ -144,7 +175,7 @@ def status() -> None:
         else:
             state = "[red]stopped[/]"
         uptime = f"{svc.uptime_s:.0f} s" if svc.uptime_s is not None else "-"
-        table.add_row(svc.name, state, str(svc.pid or "-"), svc.endpoint, uptime, str(svc.log_file))
+        table.add_row(svc.name, state, str(svc.pid or "-"), svc.endpoint, uptime, svc.log)
     console.print(table)
     if st.resources:
         console.print(_changes_table(st.resources, "resources"))
@@ -283,12 +314,12 @@ def wait(
             f"[bold red]{len(failed)} run(s) failed[/]: "
             + "; ".join(f"{r.run_id}: {', '.join(r.failed_tasks())}" for r in failed)
             + f". Task logs: the Airflow UI ({stack.airflow.url}) or "
-            f"{stack.airflow.home}/logs; Glue job logs: `musicpipe logs`."
+            f"{stack.airflow.logs_hint}; Glue job logs: `musicpipe logs`."
         )
         raise typer.Exit(1)
 
 
-def _last_drop_time(stack: EmbeddedStack) -> float:
+def _last_drop_time(stack: Stack) -> float:
     marker = stack.settings.state_dir / "last_drop"
     try:
         return float(marker.read_text())

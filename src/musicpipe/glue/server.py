@@ -23,6 +23,7 @@ from pathlib import Path
 from musicpipe.glue import model
 from musicpipe.glue.runner import Runner, RunnerSettings
 from musicpipe.glue.store import Store
+from musicpipe.manifest import load_manifest
 from musicpipe.stack.safety import require_loopback
 
 MAX_PAGE = 200
@@ -215,8 +216,22 @@ def make_handler(service: GlueService):
     return Handler
 
 
-def serve(host: str, port: int, state_dir: Path, aws_endpoint: str, region: str, temp_dir: str):
-    require_loopback(f"http://{host}:{port}")
+# Set by the Compose stack's Glue container: there the server listens on the container's own
+# network (the published port is bound to the host's loopback by Compose).
+IN_CONTAINER_ENV = "MUSICPIPE_IN_CONTAINER"
+
+
+def serve(
+    host: str,
+    port: int,
+    state_dir: Path,
+    aws_endpoint: str,
+    region: str,
+    temp_dir: str,
+    public_endpoint: str | None = None,
+):
+    if not (host == "0.0.0.0" and os.environ.get(IN_CONTAINER_ENV) == "1"):
+        require_loopback(f"http://{host}:{port}")
     store = Store(state_dir)
     minute = float(os.environ.get("MUSICPIPE_GLUE_MINUTE_SECONDS", "60"))
     runner = Runner(
@@ -224,7 +239,7 @@ def serve(host: str, port: int, state_dir: Path, aws_endpoint: str, region: str,
         RunnerSettings(
             state_dir=state_dir,
             aws_endpoint=require_loopback(aws_endpoint),
-            glue_endpoint=f"http://{host}:{port}",
+            glue_endpoint=require_loopback(public_endpoint or f"http://{host}:{port}"),
             region=region,
             minute_seconds=minute,
         ),
@@ -252,10 +267,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=4567)
     parser.add_argument("--state-dir", type=Path, required=True)
     parser.add_argument("--aws-endpoint", required=True, help="the local S3/Logs endpoint")
-    parser.add_argument("--region", default="us-east-1")
-    parser.add_argument("--temp-dir", default="s3://musicpipe.artifacts/temporary/")
+    parser.add_argument("--region", help="default: the manifest's region")
+    parser.add_argument(
+        "--temp-dir", help="--TempDir for runs (default: temporary/ in the artifacts bucket)"
+    )
+    parser.add_argument(
+        "--public-endpoint", help="the URL jobs reach the emulator at (default: host and port)"
+    )
     args = parser.parse_args(argv)
-    serve(args.host, args.port, args.state_dir, args.aws_endpoint, args.region, args.temp_dir)
+    manifest = load_manifest()
+    serve(
+        args.host,
+        args.port,
+        args.state_dir,
+        args.aws_endpoint,
+        args.region or manifest.region,
+        args.temp_dir or f"s3://{manifest.artifacts_bucket}/temporary/",
+        args.public_endpoint,
+    )
     return 0
 
 

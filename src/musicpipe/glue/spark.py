@@ -3,6 +3,10 @@
 pip's pyspark has no hadoop-aws. It comes from Maven Central at the Hadoop version bundled in
 pyspark (hadoop-aws pulls the matching AWS SDK bundle, a few hundred MB), resolved once into a
 cache shared by every state folder and then passed to each run with --jars.
+
+In the Compose stack the emulator runs inside the AWS Glue 5 libs image and uses that image's
+own Spark and jars: ``MUSICPIPE_SPARK_HOME`` names the Spark installation and
+``MUSICPIPE_S3A_JARS`` the jars (comma-separated globs) to pass instead of downloading any.
 """
 
 from __future__ import annotations
@@ -18,7 +22,8 @@ from pathlib import Path
 
 import pyspark
 
-SPARK_HOME = Path(pyspark.__file__).parent
+SPARK_HOME = Path(os.environ.get("MUSICPIPE_SPARK_HOME") or Path(pyspark.__file__).parent)
+S3A_JARS_ENV = "MUSICPIPE_S3A_JARS"
 LOG4J2 = """\
 rootLogger.level = warn
 rootLogger.appenderRef.stderr.ref = console
@@ -58,8 +63,22 @@ def spark_submit() -> str:
     return str(SPARK_HOME / "bin" / "spark-submit")
 
 
+def provided_jars(globs: str) -> list[str]:
+    """The jars that ``MUSICPIPE_S3A_JARS`` names; each glob must match."""
+    jars = []
+    for pattern in (g.strip() for g in globs.split(",") if g.strip()):
+        found = sorted(str(p) for p in Path("/").glob(pattern.lstrip("/")))
+        if not found:
+            raise SparkSetupError(f"{S3A_JARS_ENV}: no jar matches {pattern}")
+        jars += found
+    return jars
+
+
 def ensure_s3a_jars(log: Callable[[str], None] = print) -> list[str]:
-    """Paths of hadoop-aws and its AWS SDK bundle, downloading them the first time."""
+    """Paths of hadoop-aws and its AWS SDK bundle, downloading them the first time (or the
+    ones ``MUSICPIPE_S3A_JARS`` names)."""
+    if os.environ.get(S3A_JARS_ENV):
+        return provided_jars(os.environ[S3A_JARS_ENV])
     version = hadoop_version()
     cache = jar_cache()
     marker = cache / f"s3a-jars-{version}.json"

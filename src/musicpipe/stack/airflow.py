@@ -17,67 +17,34 @@ import os
 import secrets
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
-from musicpipe.dag.config import NAME_KEYS, VARIABLE
+from musicpipe.dag.config import VARIABLE
 from musicpipe.manifest import Manifest
+from musicpipe.stack.airflow_api import (
+    COMPONENTS,
+    USER,
+    AirflowApi,
+    AirflowError,
+    aws_connection,
+    dag_variable,
+)
 from musicpipe.stack.processes import ManagedProcess
 from musicpipe.stack.safety import LOCAL_ACCOUNT_ID, local_environment
 from musicpipe.stack.settings import StackSettings
 
-COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
-USER = "admin"
-CONNECTION_ID = "aws_default"
 # Where the DAG file lives in the checkout (musicpipe is installed from it in editable mode).
 DAGS_FOLDER = Path(__file__).resolve().parents[3] / "airflow" / "dags"
 
 
-class AirflowError(RuntimeError):
-    """Airflow could not be started or reached; the message says where to look."""
-
-
-def dag_variable(settings: StackSettings, manifest: Manifest) -> dict[str, object]:
-    """The DAG's Variable for the local stack: the manifest's names, the local queue URL and
-    short intervals (a laptop should not wait a minute for a poll)."""
-    names = manifest.names
-    return {
-        "arrivals_queue_url": (
-            f"{settings.aws_endpoint}/{LOCAL_ACCOUNT_ID}/{names['arrivals_queue']}"
-        ),
-        **{key: names[key] for key in NAME_KEYS},
-        "aws_conn_id": CONNECTION_ID,
-        "arrivals_poll_seconds": 1,
-        "sensor_poke_seconds": 2,
-        "sensor_timeout_seconds": 5,
-        "glue_poll_seconds": 1,
-    }
-
-
-def aws_connection(settings: StackSettings, manifest: Manifest) -> dict[str, object]:
-    """The Amazon provider's connection to the local endpoints (Glue to the emulator)."""
-    return {
-        "conn_type": "aws",
-        "login": "test",
-        "password": "test",
-        "extra": {
-            "region_name": manifest.region,
-            "endpoint_url": settings.aws_endpoint,
-            "service_config": {"glue": {"endpoint_url": settings.glue_endpoint}},
-            "config_kwargs": {"s3": {"addressing_style": "path"}},
-        },
-    }
-
-
-class AirflowServices:
+class AirflowServices(AirflowApi):
     def __init__(self, settings: StackSettings, manifest: Manifest) -> None:
+        super().__init__()
         self.settings = settings
         self.manifest = manifest
         self.home = settings.state_dir / "airflow"
         self.processes = {c: ManagedProcess(f"airflow-{c}", settings.state_dir) for c in COMPONENTS}
-        self._access_token: str | None = None  # one login serves every REST call
+        self.logs_hint = f"{self.home}/logs (task logs), {settings.logs_dir}/airflow-*.log"
 
     @property
     def url(self) -> str:
@@ -122,8 +89,14 @@ class AirflowServices:
             AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL="5",
             AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL="30",
             AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK="False",
-            AIRFLOW_CONN_AWS_DEFAULT=json.dumps(aws_connection(s, self.manifest)),
-            **{f"AIRFLOW_VAR_{VARIABLE.upper()}": json.dumps(dag_variable(s, self.manifest))},
+            AIRFLOW_CONN_AWS_DEFAULT=json.dumps(
+                aws_connection(self.manifest, s.aws_endpoint, s.glue_endpoint)
+            ),
+            **{
+                f"AIRFLOW_VAR_{VARIABLE.upper()}": json.dumps(
+                    dag_variable(self.manifest, s.aws_endpoint, LOCAL_ACCOUNT_ID)
+                )
+            },
         )
         return env
 
@@ -167,107 +140,17 @@ class AirflowServices:
             raise
 
     def wait_healthy(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
+        def check_alive() -> None:
             for process in self.processes.values():
                 if not process.is_running():
                     raise AirflowError(
                         f"{process.name} exited at start. Last lines of {process.log_file}:\n"
                         + process.tail()
                     )
-            health = self.health()
-            if health and all(v == "healthy" for v in health.values()):
-                if self.dag_loaded():
-                    return
-                errors = self._import_errors()
-                if errors:
-                    raise AirflowError(
-                        f"Airflow cannot import the DAG in {DAGS_FOLDER}:\n" + "\n".join(errors)
-                    )
-            if time.monotonic() > deadline:
-                raise AirflowError(
-                    f"Airflow was not healthy with the DAG {self.dag_id} loaded within "
-                    f"{timeout:.0f} s (health: {health}). Logs: {self.settings.logs_dir}/airflow-*"
-                )
-            time.sleep(1)
+
+        self.wait_ready(timeout, check_alive, f"{self.settings.logs_dir}/airflow-*")
 
     def stop(self) -> None:
         # Scheduler first: it owns the task workers; the api-server last (workers report to it).
         for name in ("scheduler", "triggerer", "dag-processor", "api-server"):
             self.processes[name].stop(timeout=30)
-
-    # -- REST ------------------------------------------------------------------------------
-    def health(self) -> dict[str, str] | None:
-        """Status of each Airflow component from /api/v2/monitor/health, or None."""
-        try:
-            with urllib.request.urlopen(f"{self.url}/api/v2/monitor/health", timeout=2) as r:
-                body = json.load(r)
-        except (urllib.error.URLError, OSError, ValueError):
-            return None
-        return {name: (part or {}).get("status") or "unknown" for name, part in body.items()}
-
-    def _token(self) -> str:
-        user, password = self.login()
-        req = urllib.request.Request(
-            f"{self.url}/auth/token",
-            data=json.dumps({"username": user, "password": password}).encode(),
-            headers={"Content-Type": "application/json"},
-            method="POST",
-        )
-        with urllib.request.urlopen(req, timeout=10) as r:
-            return json.load(r)["access_token"]
-
-    def api(self, path: str, method: str = "GET", body: dict | None = None) -> dict:
-        try:
-            return self._call(path, method, body)
-        except urllib.error.HTTPError as exc:
-            if exc.code != 401:
-                raise
-            self._access_token = None  # expired, or Airflow restarted: log in again
-            return self._call(path, method, body)
-
-    def _call(self, path: str, method: str, body: dict | None) -> dict:
-        if self._access_token is None:
-            self._access_token = self._token()
-        req = urllib.request.Request(
-            f"{self.url}/api/v2{path}",
-            data=json.dumps(body).encode() if body is not None else None,
-            headers={
-                "Authorization": f"Bearer {self._access_token}",
-                "Content-Type": "application/json",
-            },
-            method=method,
-        )
-        with urllib.request.urlopen(req, timeout=10) as r:
-            return json.load(r)
-
-    def dag_loaded(self) -> bool:
-        try:
-            dag = self.api(f"/dags/{self.dag_id}")
-        except (urllib.error.URLError, OSError, ValueError, KeyError):
-            return False
-        return not dag.get("is_paused", True)
-
-    def dag_runs(self, limit: int = 5) -> list[dict]:
-        """The DAG's last runs, newest first."""
-        page = self.api(f"/dags/{self.dag_id}/dagRuns?order_by=-run_after&limit={limit}")
-        return page.get("dag_runs", [])
-
-    def task_instances(self, run_id: str) -> list[dict]:
-        from urllib.parse import quote
-
-        page = self.api(f"/dags/{self.dag_id}/dagRuns/{quote(run_id, safe='')}/taskInstances")
-        return page.get("task_instances", [])
-
-    def _import_errors(self) -> list[str]:
-        try:
-            errors = self.api("/importErrors").get("import_errors", [])
-        except (urllib.error.URLError, OSError, ValueError, KeyError):
-            return []
-        return [f"{e.get('filename')}: {e.get('stack_trace', '')[-1500:]}" for e in errors]
-
-    def component_health(self) -> dict[str, bool]:
-        """Per component: does Airflow's health endpoint call it healthy?"""
-        health = self.health() or {}
-        keys = {"api-server": "metadatabase", "dag-processor": "dag_processor"}
-        return {name: health.get(keys.get(name, name)) == "healthy" for name in COMPONENTS}

@@ -13,16 +13,22 @@ import os
 import shutil
 import sys
 import time
-import urllib.error
 import urllib.request
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from musicpipe.artifacts import deploy_jobs
-from musicpipe.bootstrap import Change, bootstrap
+from musicpipe.bootstrap import Change, bootstrap, drop_test_events
 from musicpipe.manifest import Manifest
 from musicpipe.stack import preflight
 from musicpipe.stack.airflow import AirflowServices
+from musicpipe.stack.base import (
+    ServiceStatus,
+    StackError,
+    StackStatus,
+    UpReport,
+    http_ok,
+    resource_states,
+)
 from musicpipe.stack.persistence import (
     SnapshotSummary,
     read_summary,
@@ -37,46 +43,9 @@ HEALTH_PATH = "/moto-api/"
 GLUE_HEALTH_PATH = "/health"
 
 
-class StackError(RuntimeError):
-    """The stack could not be started, stopped or reached; the message says what to do."""
-
-
-@dataclass
-class UpReport:
-    already_running: bool
-    changes: list[Change]
-    restored: SnapshotSummary | None
-    fresh: bool
-    pid: int | None
-
-
-@dataclass
-class ServiceStatus:
-    name: str
-    running: bool
-    healthy: bool
-    pid: int | None
-    endpoint: str
-    uptime_s: float | None
-    log_file: Path
-
-
-@dataclass
-class StackStatus:
-    services: list[ServiceStatus]
-    resources: list[Change] = field(default_factory=list)
-    snapshot: SnapshotSummary | None = None
-
-
-def http_ok(url: str, timeout: float = 1.0) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:
-            return 200 <= resp.status < 500
-    except (urllib.error.URLError, OSError):
-        return False
-
-
 class EmbeddedStack:
+    kind = "embedded"
+
     def __init__(self, settings: StackSettings, manifest: Manifest) -> None:
         self.settings = settings
         self.manifest = manifest
@@ -91,6 +60,9 @@ class EmbeddedStack:
     @property
     def aws(self) -> LocalAws:
         return LocalAws(self.settings.aws_endpoint, self.manifest.region)
+
+    def is_running(self) -> bool:
+        return self.moto.is_running() or self.glue.is_running() or self.airflow.is_running()
 
     def aws_healthy(self) -> bool:
         return http_ok(self.settings.aws_endpoint + HEALTH_PATH)
@@ -120,8 +92,7 @@ class EmbeddedStack:
             reset = urllib.request.Request(s.aws_endpoint + "/moto-api/reset", method="POST")
             urllib.request.urlopen(reset, timeout=10).close()
         changes = bootstrap(self.aws.client, self.manifest)
-        if any(c.kind == "s3 notification" and c.action in ("created", "updated") for c in changes):
-            self._drop_test_events()
+        drop_test_events(self.aws.client("sqs"), self.manifest, changes)
         if fresh:
             self.glue.stop()
             shutil.rmtree(self.glue_state_dir, ignore_errors=True)
@@ -142,7 +113,7 @@ class EmbeddedStack:
             changes.append(Change("glue job", name, action, "scripts and library uploaded"))
         if s.airflow:
             self.airflow.start()
-        return UpReport(already, changes, restored, fresh, self.moto.pid())
+        return UpReport(already, changes, restored, fresh)
 
     def _start_moto(self, health_timeout: float) -> None:
         s = self.settings
@@ -191,27 +162,6 @@ class EmbeddedStack:
         ]
         self._start_service(self.glue, cmd, env, self.glue_healthy, s.glue_endpoint, health_timeout)
 
-    def _drop_test_events(self) -> None:
-        """Putting a notification configuration makes S3 send an s3:TestEvent to the queue.
-        It is not an arrival; delete it so it does not start a DAG run. Other messages are
-        made visible again at once."""
-        sqs = self.aws.client("sqs")
-        url = sqs.get_queue_url(QueueName=self.manifest.arrivals_queue)["QueueUrl"]
-        while True:
-            messages = sqs.receive_message(
-                QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0, VisibilityTimeout=30
-            ).get("Messages", [])
-            if not messages:
-                return
-            for m in messages:
-                if '"s3:TestEvent"' in m["Body"]:
-                    sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
-                else:
-                    sqs.change_message_visibility(
-                        QueueUrl=url, ReceiptHandle=m["ReceiptHandle"], VisibilityTimeout=0
-                    )
-                    return  # a real arrival: leave it and everything after it to Airflow
-
     # -- down ----------------------------------------------------------------------------
     def down(self, save: bool = True) -> SnapshotSummary | None:
         saved = None
@@ -234,7 +184,7 @@ class EmbeddedStack:
                 pid=self.moto.pid(),
                 endpoint=self.settings.aws_endpoint,
                 uptime_s=self.moto.uptime(),
-                log_file=self.moto.log_file,
+                log=str(self.moto.log_file),
             ),
             ServiceStatus(
                 name="glue (emulator)",
@@ -243,7 +193,7 @@ class EmbeddedStack:
                 pid=self.glue.pid(),
                 endpoint=self.settings.glue_endpoint,
                 uptime_s=self.glue.uptime(),
-                log_file=self.glue.log_file,
+                log=str(self.glue.log_file),
             ),
         ]
         # Only our own Airflow's health: another program may answer on its port.
@@ -261,14 +211,8 @@ class EmbeddedStack:
                     pid=process.pid(),
                     endpoint=self.airflow.url if name == "api-server" else "-",
                     uptime_s=process.uptime(),
-                    log_file=process.log_file,
+                    log=str(process.log_file),
                 )
             )
-        resources = bootstrap(self.aws.client, self.manifest, apply=False) if healthy else []
-        if healthy and self.glue_healthy():
-            glue = self.aws.client("glue", endpoint=self.settings.glue_endpoint)
-            existing = {j["Name"] for j in glue.get_jobs()["Jobs"]}
-            for spec in self.manifest.glue_jobs:
-                state = "unchanged" if spec.name in existing else "missing"
-                resources.append(Change("glue job", spec.name, state, spec.command))
+        resources = resource_states(self, healthy, healthy and self.glue_healthy())
         return StackStatus(services, resources, read_summary(self.settings.snapshot_dir))

@@ -17,7 +17,9 @@ from botocore.config import Config
 
 DUMMY_ACCESS_KEY = "test"
 DUMMY_SECRET_KEY = "test"
-LOCAL_ACCOUNT_ID = "123456789012"  # moto's and LocalStack's default account
+LOCAL_ACCOUNT_ID = "123456789012"  # moto's default account
+# LocalStack's account for the dummy access key "test" (a 12-digit key would name another).
+LOCALSTACK_ACCOUNT_ID = "000000000000"
 
 # Variables that could point a client at a real account; removed from child processes.
 CREDENTIAL_VARIABLES = (
@@ -36,8 +38,19 @@ class UnsafeEndpointError(ValueError):
     """An endpoint of the local stack that is not on the loopback interface."""
 
 
-def is_loopback_host(host: str) -> bool:
-    if host.lower() == "localhost":
+# Inside the Compose stack the services reach each other by service name (localstack, glue).
+# Such names are listed here by the containers themselves; only single-label names count, so no
+# public endpoint (they all have dots) can ever be let through.
+LOCAL_HOSTS_ENV = "MUSICPIPE_LOCAL_HOSTS"
+
+
+def container_hosts(environ: dict[str, str] | None = None) -> set[str]:
+    raw = (os.environ if environ is None else environ).get(LOCAL_HOSTS_ENV, "")
+    return {h.strip().lower() for h in raw.split(",") if h.strip() and "." not in h}
+
+
+def is_local_host(host: str) -> bool:
+    if host.lower() == "localhost" or host.lower() in container_hosts():
         return True
     try:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
@@ -50,10 +63,11 @@ def require_loopback(url: str) -> str:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise UnsafeEndpointError(f"{url!r} is not an http(s) endpoint URL")
-    if not is_loopback_host(parts.hostname):
+    if not is_local_host(parts.hostname):
         raise UnsafeEndpointError(
             f"refusing endpoint {url}: the local stack only talks to loopback addresses "
-            "(127.0.0.0/8, ::1, localhost). Use `musicpipe promote` for a real AWS account."
+            f"(127.0.0.0/8, ::1, localhost; in the Compose stack also the service names in "
+            f"{LOCAL_HOSTS_ENV}). Use `musicpipe promote` for a real AWS account."
         )
     return url
 

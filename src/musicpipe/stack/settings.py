@@ -20,6 +20,8 @@ DEFAULTS: dict[str, str | int] = {
     # Airflow is part of the stack; off (false/0) for a stack that only runs the jobs.
     "airflow": "true",
     "state_dir": ".musicpipe",
+    # Which stack `up` starts: auto (Compose when a Docker engine answers), embedded, compose.
+    "stack": "auto",
 }
 PORT_KEYS = ("aws_port", "glue_port", "airflow_port")
 
@@ -32,6 +34,7 @@ class StackSettings:
     state_dir: Path
     airflow_port: int = 8080
     airflow: bool = True
+    stack: str = "auto"
 
     @property
     def aws_endpoint(self) -> str:
@@ -84,6 +87,12 @@ def load_settings(cwd: Path | None = None, environ: dict[str, str] | None = None
     flag = str(values["airflow"]).strip().lower()
     if flag not in ("true", "false", "1", "0", "yes", "no"):
         raise ConfigError(f"airflow must be true or false, got {values['airflow']!r}")
+    stack = str(values["stack"]).strip().lower()
+    if stack not in ("auto", "embedded", "compose"):
+        raise ConfigError(
+            f"stack must be auto, embedded or compose, got {values['stack']!r} "
+            "(MUSICPIPE_STACK, `make up STACK=…`, or [stack] stack in the config file)"
+        )
     state_dir = Path(str(values["state_dir"])).expanduser()
     if not state_dir.is_absolute():
         state_dir = (cwd or Path.cwd()) / state_dir
@@ -94,4 +103,5 @@ def load_settings(cwd: Path | None = None, environ: dict[str, str] | None = None
         state_dir=state_dir,
         airflow_port=ports["airflow_port"],
         airflow=flag in ("true", "1", "yes"),
+        stack=stack,
     )

@@ -1,0 +1,61 @@
+"""What every stack (embedded, Compose) reports to the CLI, and the errors it raises."""
+
+from __future__ import annotations
+
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+
+from musicpipe.bootstrap import Change, bootstrap
+from musicpipe.stack.persistence import SnapshotSummary
+
+
+class StackError(RuntimeError):
+    """The stack could not be started, stopped or reached; the message says what to do."""
+
+
+@dataclass
+class UpReport:
+    already_running: bool
+    changes: list[Change]
+    restored: SnapshotSummary | None
+    fresh: bool
+
+
+@dataclass
+class ServiceStatus:
+    name: str
+    running: bool
+    healthy: bool
+    pid: int | None
+    endpoint: str
+    uptime_s: float | None
+    log: str  # a log file, or the command that shows the log
+
+
+@dataclass
+class StackStatus:
+    services: list[ServiceStatus]
+    resources: list[Change] = field(default_factory=list)
+    snapshot: SnapshotSummary | None = None
+
+
+def http_ok(url: str, timeout: float = 1.0) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            return 200 <= resp.status < 500
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def resource_states(stack, aws_up: bool, glue_up: bool) -> list[Change]:
+    """Which resources of the manifest exist (the bootstrap's dry run), and which Glue jobs;
+    only from the services that answer."""
+    resources = bootstrap(stack.aws.client, stack.manifest, apply=False) if aws_up else []
+    if glue_up:
+        glue = stack.aws.client("glue", endpoint=stack.settings.glue_endpoint)
+        existing = {j["Name"] for j in glue.get_jobs()["Jobs"]}
+        for spec in stack.manifest.glue_jobs:
+            state = "unchanged" if spec.name in existing else "missing"
+            resources.append(Change("glue job", spec.name, state, spec.command))
+    return resources

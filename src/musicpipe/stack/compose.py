@@ -1,0 +1,339 @@
+"""The Docker Compose stack: LocalStack for the AWS APIs, the Glue job emulator inside the AWS
+Glue 5 libs image, and Airflow from the official image, all defined in ``docker-compose.yml``.
+
+The containers do their own setup, so a plain ``docker compose up`` works too: LocalStack's
+ready hook creates every resource of the manifest, a one-shot ``glue-jobs`` container deploys
+the Glue jobs, ``airflow-init`` migrates Airflow's database, and Airflow starts only after all
+of them. ``up`` here adds what only the host can do: probe and report, restore the snapshot the
+last ``down`` saved (the same snapshot as the embedded stack's, so data follows a switch), and
+redeploy the jobs afterwards so a saved older script never shadows the checkout's.
+
+Inside the Compose network the services reach each other by name (``localstack``, ``glue``);
+the host reaches the published ports on 127.0.0.1, the same ports as the embedded stack.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shlex
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from musicpipe.artifacts import deploy_jobs
+from musicpipe.bootstrap import Change, bootstrap
+from musicpipe.dag.config import VARIABLE
+from musicpipe.manifest import Manifest, load_manifest
+from musicpipe.stack.airflow_api import USER, AirflowApi, AirflowError, aws_connection, dag_variable
+from musicpipe.stack.base import (
+    ServiceStatus,
+    StackError,
+    StackStatus,
+    UpReport,
+    http_ok,
+    resource_states,
+)
+from musicpipe.stack.persistence import read_summary, restore_snapshot, save_snapshot
+from musicpipe.stack.preflight import check_port_free
+from musicpipe.stack.safety import LOCALSTACK_ACCOUNT_ID, LocalAws
+from musicpipe.stack.settings import StackSettings
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
+PROJECT = "musicpipe"
+# The endpoints as the containers see them (service names of docker-compose.yml).
+AWS_IN_NETWORK = "http://localstack:4566"
+GLUE_IN_NETWORK = "http://glue:4567"
+# Long-running services and what `status` calls them; the one-shot ones are left out.
+SERVICES = {
+    "localstack": "aws (LocalStack)",
+    "glue": "glue (emulator)",
+    "postgres": "airflow database",
+    "airflow-apiserver": "airflow api-server",
+    "airflow-scheduler": "airflow scheduler",
+    "airflow-dag-processor": "airflow dag-processor",
+    "airflow-triggerer": "airflow triggerer",
+}
+ONE_SHOT = ("glue-jobs", "airflow-init")
+
+
+class ComposeError(StackError):
+    """docker compose failed or a container is unhealthy; the message says where to look."""
+
+
+def airflow_environment(manifest: Manifest) -> dict[str, str]:
+    """What the Airflow containers add to their environment: the AWS connection and the DAG's
+    Variable for the endpoints inside the Compose network (their entrypoint evaluates it)."""
+    return {
+        "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(
+            aws_connection(manifest, AWS_IN_NETWORK, GLUE_IN_NETWORK)
+        ),
+        f"AIRFLOW_VAR_{VARIABLE.upper()}": json.dumps(
+            dag_variable(manifest, AWS_IN_NETWORK, LOCALSTACK_ACCOUNT_ID)
+        ),
+    }
+
+
+class ComposeAirflow(AirflowApi):
+    """Airflow's REST API in the Compose stack; the login is the one `up` passed in."""
+
+    def __init__(self, stack: ComposeStack) -> None:
+        super().__init__()
+        self.stack = stack
+        self.url = stack.settings.airflow_endpoint
+        self.dag_id = stack.manifest.dag_id
+        self.logs_hint = "`docker compose logs airflow-scheduler` (task logs: the Airflow UI)"
+
+    @property
+    def password_file(self) -> Path:
+        return self.stack.settings.state_dir / "compose" / "airflow-password"
+
+    def login(self) -> tuple[str, str]:
+        if not self.password_file.is_file():
+            self.password_file.parent.mkdir(parents=True, exist_ok=True)
+            self.password_file.write_text(secrets.token_urlsafe(12))
+            self.password_file.chmod(0o600)
+        return USER, self.password_file.read_text().strip()
+
+    def is_running(self) -> bool:
+        return self.stack.service_states().get("airflow-apiserver", {}).get("State") == "running"
+
+
+class ComposeStack:
+    kind = "compose"
+
+    def __init__(self, settings: StackSettings, manifest: Manifest) -> None:
+        self.settings = settings
+        self.manifest = manifest
+        self.airflow = ComposeAirflow(self)
+        # The emulator's run folders live in a volume; `musicpipe logs` reads CloudWatch.
+        self.glue_state_dir = settings.state_dir / "compose" / "glue"
+
+    @property
+    def aws(self) -> LocalAws:
+        return LocalAws(self.settings.aws_endpoint, self.manifest.region)
+
+    # -- docker compose ----------------------------------------------------------------
+    def environment(self) -> dict[str, str]:
+        """docker compose's environment: the host ports and the Airflow login it publishes."""
+        s = self.settings
+        _, password = self.airflow.login()
+        return {
+            **os.environ,
+            "MUSICPIPE_AWS_PORT": str(s.aws_port),
+            "MUSICPIPE_GLUE_PORT": str(s.glue_port),
+            "MUSICPIPE_AIRFLOW_PORT": str(s.airflow_port),
+            "MUSICPIPE_AIRFLOW_PASSWORD": password,
+        }
+
+    def compose(self, *args: str, capture: bool = False, check: bool = True):
+        cmd = ["docker", "compose", "-f", str(COMPOSE_FILE), "-p", PROJECT, *args]
+        try:
+            done = subprocess.run(
+                cmd,
+                env=self.environment(),
+                cwd=REPO_ROOT,
+                capture_output=capture,
+                text=True,
+                stdin=subprocess.DEVNULL,
+            )
+        except OSError as exc:
+            raise ComposeError(
+                f"cannot run `docker` ({exc}); the Compose stack needs the Docker client. "
+                "STACK=embedded runs without Docker."
+            ) from None
+        if check and done.returncode != 0:
+            detail = (done.stderr or "").strip()[-2000:] if capture else "(output above)"
+            raise ComposeError(f"`{shlex.join(cmd)}` failed (exit {done.returncode}): {detail}")
+        return done
+
+    def service_states(self) -> dict[str, dict]:
+        """docker compose ps, per service: State (running, exited…), Health, ExitCode."""
+        try:
+            done = self.compose("ps", "--all", "--format", "json", capture=True, check=False)
+        except ComposeError:
+            return {}
+        if done.returncode != 0:
+            return {}
+        return parse_ps(done.stdout)
+
+    def is_running(self) -> bool:
+        return any(v.get("State") == "running" for v in self.service_states().values())
+
+    def aws_healthy(self) -> bool:
+        return http_ok(self.settings.aws_endpoint + "/_localstack/health")
+
+    def localstack_ready(self) -> bool:
+        """True once LocalStack's ready hook (the bootstrap) has succeeded; raises if it failed
+        (LocalStack itself keeps running and calls the stage completed)."""
+        try:
+            with urllib.request.urlopen(
+                self.settings.aws_endpoint + "/_localstack/init/ready", timeout=2
+            ) as r:
+                stage = json.load(r)
+        except (urllib.error.URLError, OSError, ValueError):
+            return False
+        failed = [x["name"] for x in stage.get("scripts", []) if x.get("state") == "ERROR"]
+        if failed:
+            raise ComposeError(
+                f"LocalStack's ready hook {', '.join(failed)} failed, so the resources are not "
+                f"all there; its output: `docker compose -p {PROJECT} logs localstack`"
+            )
+        scripts = stage.get("scripts", [])
+        return (
+            bool(stage.get("completed"))
+            and bool(scripts)
+            and all(x.get("state") == "SUCCESSFUL" for x in scripts)
+        )
+
+    # -- up ------------------------------------------------------------------------------
+    def up(self, fresh: bool = False, timeout: float = 900.0):
+        s = self.settings
+        check_manifest_reaches_containers(self.manifest)
+        already = self.is_running() and self.aws_healthy()
+        if not already:
+            for port, what, var in (
+                (s.aws_port, "LocalStack", "MUSICPIPE_AWS_PORT"),
+                (s.glue_port, "the Glue job emulator", "MUSICPIPE_GLUE_PORT"),
+                (s.airflow_port, "Airflow", "MUSICPIPE_AIRFLOW_PORT"),
+            ):
+                check_port_free(s.host, port, what, var)
+        if fresh:
+            # Named volumes hold Airflow's database and the Glue runs: start them empty too.
+            self.compose("down", "--volumes")
+        # Builds the two images the first time (pulls a few GB), then starts in dependency
+        # order: Compose waits for each health check / one-shot before the services after it.
+        self.compose("up", "--detach", "--build")
+        self.wait_ready(timeout)
+        restored = None
+        if not already and not fresh:
+            restored = restore_snapshot(self.aws, self.manifest, s.snapshot_dir)
+        changes = bootstrap(self.aws.client, self.manifest, apply=False)
+        glue = self.aws.client("glue", endpoint=s.glue_endpoint)
+        for name, action in deploy_jobs(
+            self.aws.client("s3"), glue, self.manifest, LOCALSTACK_ACCOUNT_ID
+        ):
+            changes.append(Change("glue job", name, action, "scripts and library uploaded"))
+        return UpReport(already, changes, restored, fresh)
+
+    def wait_ready(self, timeout: float) -> None:
+        """Until LocalStack, the emulator and Airflow answer with the DAG loaded; fails at once
+        when a one-shot container failed or a service exited."""
+        deadline = time.monotonic() + timeout
+
+        def check_alive() -> None:
+            states = self.service_states()
+            for name in (*ONE_SHOT, *SERVICES):
+                st = states.get(name, {})
+                failed_once = (
+                    name in ONE_SHOT
+                    and st.get("State") == "exited"
+                    and st.get("ExitCode", 0) not in (0, None)
+                )
+                died = name in SERVICES and st.get("State") in ("exited", "dead")
+                if failed_once or died:
+                    raise ComposeError(
+                        f"the {name} container {st.get('State')} (exit {st.get('ExitCode')}); "
+                        f"its log: `docker compose -p {PROJECT} logs {name}`"
+                    )
+            if time.monotonic() > deadline:
+                raise ComposeError(f"the Compose stack was not ready within {timeout:.0f} s")
+
+        while not self.localstack_ready():
+            check_alive()
+            time.sleep(2)
+        while not http_ok(self.settings.glue_endpoint + "/health"):
+            check_alive()
+            time.sleep(2)
+        try:
+            self.airflow.wait_ready(
+                max(deadline - time.monotonic(), 1), check_alive, self.airflow.logs_hint
+            )
+        except AirflowError as exc:
+            raise ComposeError(str(exc)) from None
+
+    # -- down ----------------------------------------------------------------------------
+    def down(self, save: bool = True):
+        saved = None
+        if save and self.aws_healthy():
+            saved = save_snapshot(self.aws, self.manifest, self.settings.snapshot_dir)
+        # Containers and the network go; the named volumes stay for the next `up`.
+        self.compose("down")
+        return saved
+
+    # -- status --------------------------------------------------------------------------
+    def status(self):
+        states = self.service_states()
+        endpoints = {
+            "localstack": self.settings.aws_endpoint,
+            "glue": self.settings.glue_endpoint,
+            "airflow-apiserver": self.settings.airflow_endpoint,
+        }
+        services = []
+        for name, title in SERVICES.items():
+            st = states.get(name, {})
+            running = st.get("State") == "running"
+            services.append(
+                ServiceStatus(
+                    name=title,
+                    running=running,
+                    healthy=running and st.get("Health", "healthy") in ("healthy", ""),
+                    pid=None,
+                    endpoint=endpoints.get(name, "-"),
+                    uptime_s=None,
+                    log=f"docker compose -p {PROJECT} logs {name}",
+                )
+            )
+        aws_up = self.aws_healthy()
+        glue_up = aws_up and http_ok(self.settings.glue_endpoint + "/health")
+        resources = resource_states(self, aws_up, glue_up)
+        return StackStatus(services, resources, read_summary(self.settings.snapshot_dir))
+
+
+def parse_ps(text: str) -> dict[str, dict]:
+    """`docker compose ps --format json` output, by service. Compose printed one JSON array
+    up to v2.20 and one object per line since; both are read."""
+    text = text.strip()
+    if not text:
+        return {}
+    if text.startswith("["):
+        rows = json.loads(text)
+    else:
+        rows = [json.loads(line) for line in text.splitlines() if line.strip()]
+    return {row["Service"]: row for row in rows}
+
+
+def check_manifest_reaches_containers(manifest: Manifest) -> None:
+    """The containers read the manifest from the checkout's config file, not the host's shell:
+    a name set only in a MUSICPIPE_* variable would leave them with another name."""
+    from musicpipe.manifest import ConfigError
+
+    inside = load_manifest(cwd=REPO_ROOT, environ={})
+    differing = sorted(k for k, v in manifest.names.items() if inside.names.get(k) != v)
+    if differing:
+        raise ConfigError(
+            f"the Compose containers read names from {REPO_ROOT / 'musicpipe.toml'} only, but "
+            f"{', '.join(differing)} differ in this shell (MUSICPIPE_* variables or "
+            "MUSICPIPE_CONFIG). Put the names in musicpipe.toml, or use the embedded stack."
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m musicpipe.stack.compose airflow-env`: shell exports for the Airflow
+    containers' entrypoint (the connection and the Variable, from the mounted checkout)."""
+    args = sys.argv[1:] if argv is None else argv
+    if args != ["airflow-env"]:
+        print("usage: python -m musicpipe.stack.compose airflow-env", file=sys.stderr)
+        return 2
+    for key, value in airflow_environment(load_manifest()).items():
+        print(f"export {key}={shlex.quote(value)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

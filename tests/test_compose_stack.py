@@ -1,0 +1,144 @@
+"""The Compose stack's driver, without a Docker engine: what it reads from `docker compose ps`,
+how it judges LocalStack's ready hook (served here by a small HTTP server with LocalStack's
+answer shape), the manifest check, and `up` failing fast when a one-shot container failed (the
+`docker` command played by a script)."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from musicpipe.manifest import ConfigError, load_manifest
+from musicpipe.stack.compose import (
+    ComposeError,
+    ComposeStack,
+    check_manifest_reaches_containers,
+    parse_ps,
+)
+from musicpipe.stack.settings import load_settings
+
+PS_ROWS = [
+    {"Service": "localstack", "State": "running", "Health": "healthy", "ExitCode": 0},
+    {"Service": "glue-jobs", "State": "exited", "Health": "", "ExitCode": 1},
+]
+
+
+def test_ps_output_is_read_in_both_formats_compose_has_printed():
+    as_lines = "\n".join(json.dumps(r) for r in PS_ROWS) + "\n"
+    as_array = json.dumps(PS_ROWS)
+    for text in (as_lines, as_array):
+        states = parse_ps(text)
+        assert states["glue-jobs"]["ExitCode"] == 1
+        assert states["localstack"]["Health"] == "healthy"
+    assert parse_ps("") == {}
+
+
+@pytest.fixture
+def localstack_init():
+    """A stand-in for LocalStack's /_localstack/init/ready; set .answer to what it returns."""
+
+    class Handler(BaseHTTPRequestHandler):
+        answer: dict = {}
+
+        def do_GET(self):
+            body = json.dumps(Handler.answer).encode()
+            self.send_response(200 if self.path == "/_localstack/init/ready" else 404)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield Handler, server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _stack(env: dict[str, str]) -> ComposeStack:
+    return ComposeStack(load_settings(environ=env), load_manifest(environ=env))
+
+
+def test_localstack_is_ready_only_when_the_bootstrap_hook_succeeded(localstack_init, stack_env):
+    handler, port = localstack_init
+    stack = _stack({**stack_env, "MUSICPIPE_AWS_PORT": str(port)})
+    hook = "10-musicpipe-bootstrap.sh"
+    handler.answer = {
+        "completed": False,
+        "scripts": [{"stage": "READY", "name": hook, "state": "RUNNING"}],
+    }
+    assert stack.localstack_ready() is False
+    handler.answer = {"completed": True, "scripts": []}  # the hook was not mounted
+    assert stack.localstack_ready() is False
+    handler.answer = {
+        "completed": True,
+        "scripts": [{"stage": "READY", "name": hook, "state": "SUCCESSFUL"}],
+    }
+    assert stack.localstack_ready() is True
+    # LocalStack calls the stage completed even when the hook failed: that must not pass.
+    handler.answer = {
+        "completed": True,
+        "scripts": [{"stage": "READY", "name": hook, "state": "ERROR"}],
+    }
+    with pytest.raises(ComposeError, match=f"{hook} failed.*logs localstack"):
+        stack.localstack_ready()
+
+
+def test_a_name_set_only_in_the_shell_is_refused_for_compose(stack_env):
+    manifest = load_manifest(environ={**stack_env, "MUSICPIPE_RAW_BUCKET": "my-raw"})
+    with pytest.raises(ConfigError, match="raw_bucket.*musicpipe.toml"):
+        check_manifest_reaches_containers(manifest)
+    check_manifest_reaches_containers(load_manifest(environ=stack_env))  # defaults: fine
+
+
+def test_compose_gets_the_stack_ports_and_a_stable_airflow_password(stack_env):
+    stack = _stack(stack_env)
+    first = stack.environment()
+    assert first["MUSICPIPE_AWS_PORT"] == stack_env["MUSICPIPE_AWS_PORT"]
+    assert first["MUSICPIPE_AIRFLOW_PORT"] == stack_env["MUSICPIPE_AIRFLOW_PORT"]
+    assert len(first["MUSICPIPE_AIRFLOW_PASSWORD"]) >= 12
+    again = _stack(stack_env).environment()
+    assert again["MUSICPIPE_AIRFLOW_PASSWORD"] == first["MUSICPIPE_AIRFLOW_PASSWORD"]
+    assert stack.airflow.login() == ("admin", first["MUSICPIPE_AIRFLOW_PASSWORD"])
+
+
+FAKE_DOCKER = """#!/bin/sh
+# Plays `docker compose`: `up` succeeds, `ps` prints $FAKE_PS, every call is logged.
+echo "$@" >> "$FAKE_DOCKER_LOG"
+case "$*" in
+  *" ps "*) cat "$FAKE_PS" ;;
+  *" up "*) exit 0 ;;
+  *) exit 0 ;;
+esac
+"""
+
+
+def test_up_stops_waiting_when_a_one_shot_container_failed(stack_env, tmp_path, monkeypatch):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    docker = bin_dir / "docker"
+    docker.write_text(FAKE_DOCKER)
+    docker.chmod(docker.stat().st_mode | stat.S_IEXEC)
+    ps = tmp_path / "ps.json"
+    ps.write_text("\n".join(json.dumps(r) for r in PS_ROWS))
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_PS", str(ps))
+    monkeypatch.setenv("FAKE_DOCKER_LOG", str(tmp_path / "calls.log"))
+    stack = _stack(stack_env)
+    with pytest.raises(
+        ComposeError, match=r"glue-jobs container exited \(exit 1\).*logs glue-jobs"
+    ):
+        stack.up(timeout=60)
+    calls = (tmp_path / "calls.log").read_text()
+    assert "up --detach --build" in calls and "ps --all --format json" in calls
