@@ -289,3 +289,31 @@ def test_the_entrypoint_fails_loudly_when_the_manifest_is_broken(tmp_path):
     )
     assert done.returncode != 0
     assert "raw_bucket" in done.stderr
+
+
+MOTO_OVERRIDE = REPO / "docker-compose.moto.yml"
+
+
+@pytest.mark.parametrize("v2", [True, False], ids=["compose-v2", "docker-compose-1.29"])
+def test_the_moto_override_is_valid(tools, v2):
+    done = docker_compose(tools, "-f", str(MOTO_OVERRIDE), "config", "-q", v2=v2)
+    assert done.returncode == 0, done.stderr
+
+
+def test_the_moto_override_swaps_the_aws_and_bootstraps_before_the_emulator(tools):
+    done = docker_compose(tools, "-f", str(MOTO_OVERRIDE), "config", "--format", "json")
+    assert done.returncode == 0, done.stderr
+    services = json.loads(done.stdout)["services"]
+    aws = services["localstack"]
+    assert aws["image"] == f"motoserver/moto:{_lock_version('moto')}"
+    assert aws["entrypoint"][-2:] == ["-p", "4566"]
+    # moto answers for LocalStack's account, the one the DAG's queue URL names.
+    assert aws["environment"]["MOTO_ACCOUNT_ID"] == compose.LOCALSTACK_ACCOUNT_ID
+    assert "/moto-api/" in " ".join(aws["healthcheck"]["test"])
+    bootstrap = services["aws-bootstrap"]
+    assert "musicpipe.bootstrap --endpoint http://localstack:4566" in " ".join(bootstrap["command"])
+    assert bootstrap["depends_on"]["localstack"]["condition"] == "service_healthy"
+    assert _depends({"services": services}, "glue")["aws-bootstrap"] == (
+        "service_completed_successfully"
+    )
+    assert _ports(aws) == ["127.0.0.1:4566:4566"]  # still loopback only

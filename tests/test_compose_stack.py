@@ -8,18 +8,25 @@ from __future__ import annotations
 import json
 import os
 import stat
+import subprocess
+import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import boto3
 import pytest
 
 from musicpipe.manifest import ConfigError, load_manifest
+from musicpipe.stack.base import http_ok
 from musicpipe.stack.compose import (
     ComposeError,
     ComposeStack,
+    airflow_environment,
     check_manifest_reaches_containers,
     parse_ps,
 )
+from musicpipe.stack.processes import ManagedProcess
 from musicpipe.stack.settings import load_settings
 
 PS_ROWS = [
@@ -124,7 +131,8 @@ esac
 """
 
 
-def test_up_stops_waiting_when_a_one_shot_container_failed(stack_env, tmp_path, monkeypatch):
+@pytest.mark.parametrize("aws", ["localstack", "moto"])
+def test_up_stops_waiting_when_a_one_shot_container_failed(stack_env, tmp_path, monkeypatch, aws):
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     docker = bin_dir / "docker"
@@ -135,10 +143,63 @@ def test_up_stops_waiting_when_a_one_shot_container_failed(stack_env, tmp_path, 
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setenv("FAKE_PS", str(ps))
     monkeypatch.setenv("FAKE_DOCKER_LOG", str(tmp_path / "calls.log"))
-    stack = _stack(stack_env)
+    stack = _stack({**stack_env, "MUSICPIPE_COMPOSE_AWS": aws})
     with pytest.raises(
         ComposeError, match=r"glue-jobs container exited \(exit 1\).*logs glue-jobs"
     ):
         stack.up(timeout=60)
     calls = (tmp_path / "calls.log").read_text()
     assert "up --detach --build" in calls and "ps --all --format json" in calls
+    # moto's image comes in as an override file on top of the compose file.
+    assert ("docker-compose.moto.yml" in calls) == (aws == "moto")
+
+
+def test_moto_with_localstack_s_account_serves_the_dag_s_queue_url(tmp_path, stack_env):
+    """What docker-compose.moto.yml relies on, with a real moto server: the bootstrap its
+    one-shot container runs wires S3 to the queue, and the arrival reaches the queue URL the
+    Airflow containers are given. (moto finds a queue by its name, not the URL's account;
+    MOTO_ACCOUNT_ID keeps its ARNs the same as LocalStack's.)"""
+    port = stack_env["MUSICPIPE_AWS_PORT"]
+    endpoint = f"http://127.0.0.1:{port}"
+    moto = ManagedProcess("moto", tmp_path / "moto-state")
+    env = {**stack_env, "MOTO_ACCOUNT_ID": "000000000000"}
+    moto.start([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", port], env=env)
+    try:
+        deadline = time.monotonic() + 30
+        while not http_ok(endpoint + "/moto-api/"):
+            assert time.monotonic() < deadline, moto.tail()
+            time.sleep(0.2)
+        done = subprocess.run(
+            [sys.executable, "-m", "musicpipe.bootstrap", "--endpoint", endpoint],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=endpoint,
+            aws_access_key_id="test",
+            aws_secret_access_key="test",
+            region_name="us-east-1",
+        )
+        s3.put_object(Bucket="rds.data", Key="streams/a.csv", Body=b"x\n")
+        variable = json.loads(
+            airflow_environment(load_manifest(environ=stack_env))[
+                "AIRFLOW_VAR_MUSIC_STREAMING_PIPELINE"
+            ]
+        )
+        # The URL as the containers see it, on this host's port.
+        url = variable["arrivals_queue_url"].replace("http://localstack:4566", endpoint)
+        sqs = boto3.client(
+            "sqs",
+            endpoint_url=endpoint,
+            aws_access_key_id="test",
+            aws_secret_access_key="test",
+            region_name="us-east-1",
+        )
+        messages = sqs.receive_message(QueueUrl=url, WaitTimeSeconds=2)["Messages"]
+        assert "streams%2Fa.csv" in messages[0]["Body"]  # S3 event keys are URL-encoded
+    finally:
+        moto.stop()

@@ -27,7 +27,7 @@ case "$1 $2" in
   "compose version")
     if [ "$FAKE_DOCKER" = compose ]; then echo 2.29.7; else
       echo "docker: 'compose' is not a docker command." >&2; exit 1; fi ;;
-  "compose -f")
+  "compose "*)
     echo "$@" >> "$FAKE_DOCKER_LOG"
     echo "Error response from daemon: pull access denied (the fake engine pulls nothing)" >&2
     exit 1 ;;

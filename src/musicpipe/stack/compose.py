@@ -45,13 +45,15 @@ from musicpipe.stack.settings import StackSettings
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
+# Layered on top with MUSICPIPE_COMPOSE_AWS=moto: moto's image in place of LocalStack.
+MOTO_OVERRIDE = REPO_ROOT / "docker-compose.moto.yml"
 PROJECT = "musicpipe"
 # The endpoints as the containers see them (service names of docker-compose.yml).
 AWS_IN_NETWORK = "http://localstack:4566"
 GLUE_IN_NETWORK = "http://glue:4567"
 # Long-running services and what `status` calls them; the one-shot ones are left out.
 SERVICES = {
-    "localstack": "aws (LocalStack)",
+    "localstack": "aws (LocalStack or moto)",
     "glue": "glue (emulator)",
     "postgres": "airflow database",
     "airflow-apiserver": "airflow api-server",
@@ -59,7 +61,7 @@ SERVICES = {
     "airflow-dag-processor": "airflow dag-processor",
     "airflow-triggerer": "airflow triggerer",
 }
-ONE_SHOT = ("glue-jobs", "airflow-init")
+ONE_SHOT = ("glue-jobs", "airflow-init")  # and aws-bootstrap with moto
 
 
 class ComposeError(StackError):
@@ -118,6 +120,10 @@ class ComposeStack:
     def aws(self) -> LocalAws:
         return LocalAws(self.settings.aws_endpoint, self.manifest.region)
 
+    @property
+    def on_moto(self) -> bool:
+        return self.settings.compose_aws == "moto"
+
     # -- docker compose ----------------------------------------------------------------
     def environment(self) -> dict[str, str]:
         """docker compose's environment: the host ports and the Airflow login it publishes."""
@@ -132,7 +138,8 @@ class ComposeStack:
         }
 
     def compose(self, *args: str, capture: bool = False, check: bool = True):
-        cmd = ["docker", "compose", "-f", str(COMPOSE_FILE), "-p", PROJECT, *args]
+        files = [COMPOSE_FILE] + ([MOTO_OVERRIDE] if self.on_moto else [])
+        cmd = ["docker", "compose", *(f"--file={f}" for f in files), "-p", PROJECT, *args]
         try:
             done = subprocess.run(
                 cmd,
@@ -166,7 +173,8 @@ class ComposeStack:
         return any(v.get("State") == "running" for v in self.service_states().values())
 
     def aws_healthy(self) -> bool:
-        return http_ok(self.settings.aws_endpoint + "/_localstack/health")
+        path = "/moto-api/" if self.on_moto else "/_localstack/health"
+        return http_ok(self.settings.aws_endpoint + path)
 
     def localstack_ready(self) -> bool:
         """True once LocalStack's ready hook (the bootstrap) has succeeded; raises if it failed
@@ -227,16 +235,10 @@ class ComposeStack:
         deadline = time.monotonic() + timeout
 
         def check_alive() -> None:
-            states = self.service_states()
-            for name in (*ONE_SHOT, *SERVICES):
-                st = states.get(name, {})
-                failed_once = (
-                    name in ONE_SHOT
-                    and st.get("State") == "exited"
-                    and st.get("ExitCode", 0) not in (0, None)
-                )
-                died = name in SERVICES and st.get("State") in ("exited", "dead")
-                if failed_once or died:
+            for name, st in self.service_states().items():
+                stopped = st.get("State") in ("exited", "dead")
+                # A one-shot container ends; a failed one, or a service that ended, is fatal.
+                if stopped and (name in SERVICES or st.get("ExitCode") not in (0, None)):
                     raise ComposeError(
                         f"the {name} container {st.get('State')} (exit {st.get('ExitCode')}); "
                         f"its log: `docker compose -p {PROJECT} logs {name}`"
@@ -244,7 +246,8 @@ class ComposeStack:
             if time.monotonic() > deadline:
                 raise ComposeError(f"the Compose stack was not ready within {timeout:.0f} s")
 
-        while not self.localstack_ready():
+        # moto has no init hooks: its bootstrap is a one-shot container the emulator waits for.
+        while not (self.aws_healthy() if self.on_moto else self.localstack_ready()):
             check_alive()
             time.sleep(2)
         while not http_ok(self.settings.glue_endpoint + "/health"):

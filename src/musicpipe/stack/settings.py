@@ -22,6 +22,8 @@ DEFAULTS: dict[str, str | int] = {
     "state_dir": ".musicpipe",
     # Which stack `up` starts: auto (Compose when a Docker engine answers), embedded, compose.
     "stack": "auto",
+    # The Compose stack's AWS: localstack, or moto (moto's image, docker-compose.moto.yml).
+    "compose_aws": "localstack",
 }
 PORT_KEYS = ("aws_port", "glue_port", "airflow_port")
 
@@ -35,6 +37,7 @@ class StackSettings:
     airflow_port: int = 8080
     airflow: bool = True
     stack: str = "auto"
+    compose_aws: str = "localstack"
 
     @property
     def aws_endpoint(self) -> str:
@@ -93,6 +96,12 @@ def load_settings(cwd: Path | None = None, environ: dict[str, str] | None = None
             f"stack must be auto, embedded or compose, got {values['stack']!r} "
             "(MUSICPIPE_STACK, `make up STACK=…`, or [stack] stack in the config file)"
         )
+    compose_aws = str(values["compose_aws"]).strip().lower()
+    if compose_aws not in ("localstack", "moto"):
+        raise ConfigError(
+            f"compose_aws must be localstack or moto, got {values['compose_aws']!r} "
+            "(MUSICPIPE_COMPOSE_AWS or [stack] compose_aws)"
+        )
     state_dir = Path(str(values["state_dir"])).expanduser()
     if not state_dir.is_absolute():
         state_dir = (cwd or Path.cwd()) / state_dir
@@ -104,4 +113,5 @@ def load_settings(cwd: Path | None = None, environ: dict[str, str] | None = None
         airflow_port=ports["airflow_port"],
         airflow=flag in ("true", "1", "yes"),
         stack=stack,
+        compose_aws=compose_aws,
     )
