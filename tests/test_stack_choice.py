@@ -110,8 +110,10 @@ def test_a_failing_docker_compose_up_is_reported_with_its_error(fake_docker, sta
     assert "up --detach --build` failed (exit 1)" in result.stderr
     calls = (tmp_path / "docker-calls.log").read_text()
     assert "docker-compose.yml -p musicpipe up --detach --build" in calls
-    # Nothing was recorded: `down`/`status` keep talking to the embedded stack.
-    assert choice.recorded(Path(stack_env["MUSICPIPE_STATE_DIR"])) is None
+    # Recorded all the same: `down` must reach whatever Compose did start.
+    assert choice.recorded(Path(stack_env["MUSICPIPE_STATE_DIR"])) == "compose"
+    status = run_cli("status", env=env)
+    assert "services (compose stack)" in status.stdout, status.stdout + status.stderr
 
 
 def test_an_unknown_stack_is_refused_naming_the_setting(stack_env):

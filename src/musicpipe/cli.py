@@ -106,13 +106,14 @@ def up(
         chosen = choice.choose(settings.stack)
         console.print(f"stack: [bold]{chosen.kind}[/] ({escape(chosen.reason)})")
         stack = STACKS[chosen.kind](settings, manifest)
+        # Recorded first: if `up` fails half-way, `down` still reaches what it started.
+        choice.record(settings.state_dir, chosen.kind)
         if isinstance(stack, ComposeStack):
             console.print("docker compose up (the first time builds two images and pulls a few GB)")
             report = stack.up(fresh=fresh)
         else:
             with console.status("starting the embedded stack…"):
                 report = stack.up(fresh=fresh)
-        choice.record(settings.state_dir, chosen.kind)
     s = stack.settings
     what = "LocalStack" if isinstance(stack, ComposeStack) else "embedded AWS (moto)"
     if report.already_running:

@@ -217,7 +217,13 @@ class ComposeStack:
         # Builds the two images the first time (pulls a few GB), then starts in dependency
         # order: Compose waits for each health check / one-shot before the services after it.
         self.compose("up", "--detach", "--build")
-        self.wait_ready(timeout)
+        try:
+            self.wait_ready(timeout)
+        except ComposeError as exc:
+            raise ComposeError(
+                f"{exc}\nThe containers are left as they are for you to look at; "
+                "`make down` removes them."
+            ) from None
         restored = None
         if not already and not fresh:
             restored = restore_snapshot(self.aws, self.manifest, s.snapshot_dir)
