@@ -317,3 +317,24 @@ def test_the_moto_override_swaps_the_aws_and_bootstraps_before_the_emulator(tool
         "service_completed_successfully"
     )
     assert _ports(aws) == ["127.0.0.1:4566:4566"]  # still loopback only
+
+
+@pytest.mark.parametrize("image_pythonpath", ["", "/usr/lib/spark/python"])
+def test_glue_image_commands_put_musicpipe_before_the_image_s_python_path(tools, image_pythonpath):
+    """The Glue image's login profile sets PYTHONPATH for pyspark and awsglue; the commands
+    must keep it and put musicpipe's source in front. Each command runs in bash as the image's
+    `bash -l -c` would run it, with the Python call replaced by a print."""
+    done = docker_compose(tools, "-f", str(MOTO_OVERRIDE), "config", "--format", "json")
+    services = json.loads(done.stdout)["services"]
+    for name in ("glue", "glue-jobs", "aws-bootstrap"):
+        flag, script = services[name]["command"]
+        assert flag == "-c"
+        # Compose hands the container `$` for `$$`; the Python call becomes a print.
+        script = script.replace("$$", "$")
+        script = re.sub(r"exec python3 -m \S+.*", 'echo "$PYTHONPATH"', script)
+        env = {"PATH": os.environ["PATH"]}
+        if image_pythonpath:
+            env["PYTHONPATH"] = image_pythonpath
+        out = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True)
+        expected = "/opt/musicpipe/src" + (f":{image_pythonpath}" if image_pythonpath else "")
+        assert out.stdout.strip() == expected, (name, out.stderr)
