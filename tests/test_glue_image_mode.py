@@ -4,6 +4,7 @@ network only when the container says so."""
 
 from __future__ import annotations
 
+import shlex
 import subprocess
 import sys
 
@@ -58,3 +59,27 @@ def test_the_emulator_listens_beyond_loopback_only_inside_a_container(tmp_path):
     )
     assert done.returncode != 0
     assert "refusing endpoint http://0.0.0.0:1" in done.stderr
+
+
+def test_the_installation_s_driver_java_options_are_kept(tmp_path, monkeypatch):
+    """The Glue image's spark-defaults.conf sets driver JVM options; ours are added after them
+    (a --conf replaces a default, so they are joined, not overridden)."""
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    (conf / "spark-defaults.conf").write_text(
+        "# Glue's defaults\n"
+        "spark.driver.extraJavaOptions  -XX:+UseG1GC -Dglue.flag=1\n"
+        "spark.master yarn\n"
+    )
+    monkeypatch.setattr(spark, "SPARK_HOME", tmp_path)
+    args = spark.submit_args(
+        job_name="j", jars=[], py_files=[], conf={}, log4j=tmp_path / "log4j2.properties"
+    )
+    java = next(a for a in shlex.split(args) if a.startswith("spark.driver.extraJavaOptions="))
+    assert java == (
+        "spark.driver.extraJavaOptions=-XX:+UseG1GC -Dglue.flag=1 "
+        f"-Dlog4j2.configurationFile=file:{tmp_path / 'log4j2.properties'}"
+    )
+    assert "--master" in args  # a local master, whatever the defaults say
+    monkeypatch.setattr(spark, "SPARK_HOME", tmp_path / "pip-pyspark")  # no conf folder
+    assert spark.spark_defaults() == {}

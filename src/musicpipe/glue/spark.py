@@ -123,6 +123,16 @@ def ensure_s3a_jars(log: Callable[[str], None] = print) -> list[str]:
     return wanted
 
 
+def spark_defaults() -> dict[str, str]:
+    """``$SPARK_HOME/conf/spark-defaults.conf`` as a dict: the Glue 5 image ships one (pip's
+    pyspark does not). A --conf on the command line replaces a default of the same key."""
+    path = SPARK_HOME / "conf" / "spark-defaults.conf"
+    if not path.is_file():
+        return {}
+    pairs = (line.strip().split(None, 1) for line in path.read_text().splitlines())
+    return {p[0]: p[1] if len(p) > 1 else "" for p in pairs if p and not p[0].startswith("#")}
+
+
 def log4j_config(state_dir: Path) -> Path:
     path = state_dir / "log4j2.properties"
     if not path.exists() or path.read_text() != LOG4J2:
@@ -182,7 +192,17 @@ def submit_args(
         "spark.sql.shuffle.partitions": partitions,
         "spark.default.parallelism": partitions,
         "spark.ui.enabled": "false",
-        "spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile=file:{log4j}",
+        # Added to the installation's own options (Glue's image sets some), not in their place;
+        # for a repeated -D property the last one wins.
+        "spark.driver.extraJavaOptions": " ".join(
+            filter(
+                None,
+                [
+                    spark_defaults().get("spark.driver.extraJavaOptions", ""),
+                    f"-Dlog4j2.configurationFile=file:{log4j}",
+                ],
+            )
+        ),
         **conf,
     }
     args = ["--master", master, "--name", job_name, "--driver-memory", memory]
