@@ -14,7 +14,7 @@ export MUSICPIPE_STACK := $(STACK)
 endif
 PYTEST_ARGS ?=
 
-.PHONY: help install up down status drop wait kpis demo env test lint bench lock clean
+.PHONY: help install up down status drop wait kpis demo env promote test lint bench lock clean
 
 help:
 	@echo "make install   create .venv with the musicpipe CLI (locked dependencies)"
@@ -25,6 +25,8 @@ help:
 	@echo "make wait      wait until the DAG has processed what arrived (with progress)"
 	@echo "make kpis      print the KPIs in the local DynamoDB (DATE=YYYY-MM-DD GENRE=...)"
 	@echo "make demo      up + drop the sample set + wait for the DAG + print the KPIs"
+	@echo "make promote   plan for a real AWS account: ACCOUNT=<12 digits> (APPLY=1 applies;"
+	@echo "               PROFILE=name, MWAA=environment, UPDATE_ENV=1)"
 	@echo "make test      run the test suite"
 	@echo "make lint      ruff check + format check"
 	@echo "make bench     benchmarks: print figures, write bench-results/*.json"
@@ -62,6 +64,10 @@ demo: up drop wait kpis
 
 env: $(STAMP)
 	@$(MUSICPIPE) env
+
+promote: $(STAMP)
+	@test -n "$(ACCOUNT)" || { echo "usage: make promote ACCOUNT=123456789012 [APPLY=1] [PROFILE=name] [MWAA=env] [UPDATE_ENV=1]"; exit 2; }
+	$(MUSICPIPE) promote $(if $(APPLY),apply,plan) --account $(ACCOUNT) $(if $(PROFILE),--profile $(PROFILE)) $(if $(MWAA),--mwaa-environment $(MWAA)) $(if $(UPDATE_ENV),--update-environment)
 
 test: $(STAMP)
 	$(BIN)/pytest $(PYTEST_ARGS)

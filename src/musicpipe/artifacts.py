@@ -66,17 +66,25 @@ def job_definition(spec: GlueJobSpec, role_arn: str) -> dict:
     return definition
 
 
-def deploy_jobs(s3, glue, manifest: Manifest, account_id: str, repo_root: Path = REPO_ROOT):
-    """Upload scripts and library, then create or update each job. Returns (job, action)."""
+def job_artifacts(manifest: Manifest, repo_root: Path = REPO_ROOT) -> list[tuple[str, str, bytes]]:
+    """(bucket, key, bytes) of everything the jobs need in S3: the library zip, the scripts."""
     bucket, key = _s3_parts(manifest.extra_py_files)
-    s3.put_object(Bucket=bucket, Key=key, Body=build_jobs_zip())
-    results = []
+    files = [(bucket, key, build_jobs_zip())]
     for spec in manifest.glue_jobs:
         script = repo_root / spec.script
         if not script.is_file():
             raise FileNotFoundError(f"{script}: the script of Glue job {spec.name} is missing")
         bucket, key = _s3_parts(spec.script_location)
-        s3.put_object(Bucket=bucket, Key=key, Body=script.read_bytes())
+        files.append((bucket, key, script.read_bytes()))
+    return files
+
+
+def deploy_jobs(s3, glue, manifest: Manifest, account_id: str, repo_root: Path = REPO_ROOT):
+    """Upload scripts and library, then create or update each job. Returns (job, action)."""
+    for bucket, key, body in job_artifacts(manifest, repo_root):
+        s3.put_object(Bucket=bucket, Key=key, Body=body)
+    results = []
+    for spec in manifest.glue_jobs:
         definition = job_definition(spec, manifest.glue_role_arn(account_id))
         try:
             current = glue.get_job(JobName=spec.name)["Job"]

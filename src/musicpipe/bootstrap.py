@@ -44,11 +44,15 @@ def _error_code(exc: ClientError) -> str:
 
 
 class Bootstrapper:
-    def __init__(self, clients, manifest: Manifest, apply: bool = True) -> None:
-        """``clients`` is a callable service-name → boto3 client (e.g. LocalAws.client)."""
+    def __init__(
+        self, clients, manifest: Manifest, apply: bool = True, account_id: str = LOCAL_ACCOUNT_ID
+    ) -> None:
+        """``clients`` is a callable service-name → boto3 client (e.g. LocalAws.client);
+        ``account_id`` names the queue in a plan when the queue does not exist yet."""
         self.client = clients
         self.manifest = manifest
         self.apply = apply
+        self.account_id = account_id
         self.changes: list[Change] = []
 
     def _note(self, kind: str, name: str, action: str, detail: str = "") -> None:
@@ -125,7 +129,7 @@ class Bootstrapper:
                 raise
             if not self.apply:
                 self._note("sqs queue", name, CREATED, "S3 may send")
-                return queue_arn(self.manifest.region, LOCAL_ACCOUNT_ID, name)
+                return queue_arn(self.manifest.region, self.account_id, name)
             url = sqs.create_queue(QueueName=name)["QueueUrl"]
             created = True
         attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn", "Policy"])
@@ -277,8 +281,10 @@ def _same_notification(current: dict, wanted: dict) -> bool:
     )
 
 
-def bootstrap(clients, manifest: Manifest, apply: bool = True) -> list[Change]:
-    return Bootstrapper(clients, manifest, apply=apply).run()
+def bootstrap(
+    clients, manifest: Manifest, apply: bool = True, account_id: str = LOCAL_ACCOUNT_ID
+) -> list[Change]:
+    return Bootstrapper(clients, manifest, apply=apply, account_id=account_id).run()
 
 
 def drop_test_events(sqs, manifest: Manifest, changes: list[Change]) -> None:
