@@ -335,3 +335,103 @@ def test_a_bucket_name_taken_by_another_account_is_named():
         stubber.add_client_error("head_bucket", service_error_code="403", http_status_code=403)
         with pytest.raises(PromoteError, match="bucket rds.data exists but this account may not"):
             Promotion(lambda service: s3, MANIFEST, ACCOUNT).plan()
+
+
+# -- the promoter's own permissions -----------------------------------------------------------
+
+# IAM action for an API operation where it is not "<prefix>:<Operation>".
+S3_ACTIONS = {
+    "HeadBucket": "s3:ListBucket",
+    "HeadObject": "s3:GetObject",
+    "GetBucketEncryption": "s3:GetEncryptionConfiguration",
+    "PutBucketEncryption": "s3:PutEncryptionConfiguration",
+    "GetPublicAccessBlock": "s3:GetBucketPublicAccessBlock",
+    "PutPublicAccessBlock": "s3:PutBucketPublicAccessBlock",
+    "GetBucketNotificationConfiguration": "s3:GetBucketNotification",
+    "PutBucketNotificationConfiguration": "s3:PutBucketNotification",
+}
+PREFIX = {"mwaa": "airflow"}
+
+
+def _resource(service: str, params: dict, region: str) -> str:
+    if service == "s3":
+        return f"arn:aws:s3:::{params['Bucket']}" + (f"/{params['Key']}" if "Key" in params else "")
+    if service == "dynamodb":
+        return f"arn:aws:dynamodb:{region}:{ACCOUNT}:table/{params['TableName']}"
+    if service == "sqs":
+        name = params.get("QueueName") or params["QueueUrl"].rsplit("/", 1)[1]
+        return f"arn:aws:sqs:{region}:{ACCOUNT}:{name}"
+    if service == "iam":
+        return f"arn:aws:iam::{ACCOUNT}:role/{params['RoleName']}"
+    if service == "glue":
+        return f"arn:aws:glue:{region}:{ACCOUNT}:job/{params.get('JobName') or params['Name']}"
+    if service == "logs":
+        return f"arn:aws:logs:{region}:{ACCOUNT}:log-group:{params.get('logGroupName', '')}"
+    if service == "mwaa":
+        return f"arn:aws:airflow:{region}:{ACCOUNT}:environment/{params['Name']}"
+    return "*"
+
+
+def _allowed(policy: dict, action: str, resource: str) -> bool:
+    from fnmatch import fnmatchcase
+
+    for s in policy["Statement"]:
+        actions = [s["Action"]] if isinstance(s["Action"], str) else s["Action"]
+        resources = [s["Resource"]] if isinstance(s["Resource"], str) else s["Resource"]
+        if action in actions and any(fnmatchcase(resource, r) for r in resources):
+            return True
+    return False
+
+
+def test_the_promoter_policy_allows_every_call_an_apply_makes(target, mwaa_target):
+    """Every API call of a plan + apply + plan (MWAA included) is checked against the policy
+    `musicpipe promote policy` prints, by action and resource."""
+    from musicpipe.promote.policies import promoter_policy
+
+    clients, stubber, _ = mwaa_target
+    calls: list[tuple[str, str, dict]] = []
+
+    def recording(service: str):
+        client = clients(service)
+        if not getattr(client, "_recorded", False):
+            # The API parameters of every call, as the caller gave them.
+            client.meta.events.register(
+                "provide-client-params",
+                lambda params, model, **_: calls.append((service, model.name, dict(params))),
+            )
+            client._recorded = True
+        return client
+
+    stubber.add_response("get_environment", environment(), {"Name": "analytics"})
+    stubber.add_response(
+        "update_environment",
+        {"Arn": "arn"},
+        {
+            "Name": "analytics",
+            **{
+                k: ANY
+                for k in (
+                    "RequirementsS3Path",
+                    "RequirementsS3ObjectVersion",
+                    "StartupScriptS3Path",
+                    "StartupScriptS3ObjectVersion",
+                )
+            },
+        },
+    )
+    promotion = Promotion(recording, MANIFEST, ACCOUNT, "analytics", update_environment=True)
+    apply(promotion.plan())
+    stubber.add_response("get_environment", environment(), {"Name": "analytics"})
+    promotion.plan()  # the plan after an apply reads a little more (existing resources)
+
+    policy = promoter_policy(MANIFEST, ACCOUNT, "analytics", SOURCE)
+    seen = {(svc, op, _resource(svc, params, MANIFEST.region)) for svc, op, params in calls}
+    assert len({op for _, op, _ in seen}) > 20
+    for service, op, resource in sorted(seen):
+        action = f"{PREFIX.get(service, service)}:{op}"
+        if service == "s3":
+            action = S3_ACTIONS.get(op, action)
+        assert _allowed(policy, action, resource), (action, resource)
+    # Passing the role to Glue is allowed, and only to Glue.
+    passrole = [s for s in policy["Statement"] if s["Action"] == "iam:PassRole"]
+    assert passrole[0]["Condition"]["StringEquals"]["iam:PassedToService"] == "glue.amazonaws.com"

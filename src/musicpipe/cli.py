@@ -561,6 +561,24 @@ def promote_apply(
     console.print(_plan_summary(after))
 
 
+@promote_app.command("policy")
+def promote_policy(
+    account: str = ACCOUNT,
+    mwaa_environment: str = MWAA_ENV,
+    mwaa_source_bucket: str = typer.Option(
+        None, "--mwaa-source-bucket", help="The MWAA environment's source bucket."
+    ),
+) -> None:
+    """Print the IAM policy the promoter needs (JSON); calls no AWS API."""
+    from musicpipe.promote.policies import promoter_policy
+    from musicpipe.promote.target import check_account_id
+
+    with promote_errors():
+        check_account_id(account)
+        policy = promoter_policy(load_manifest(), account, mwaa_environment, mwaa_source_bucket)
+    print(json.dumps(policy, indent=2))
+
+
 @app.command()
 def generate(
     out_dir: Path = typer.Argument(Path("generated"), help="Folder to write the CSVs into."),

@@ -121,3 +121,123 @@ def as_document(value: str | dict) -> dict:
     if isinstance(value, dict):
         return value
     return json.loads(unquote(value))
+
+
+def promoter_policy(
+    manifest: Manifest,
+    account_id: str,
+    mwaa_environment: str | None = None,
+    mwaa_source_bucket: str | None = None,
+) -> dict:
+    """What `musicpipe promote apply` itself calls, on the manifest's resources only (the
+    tests check every call of an apply against it)."""
+    n, region = manifest.names, manifest.region
+    buckets = [f"arn:aws:s3:::{b}" for b in manifest.buckets.values()]
+    tables = [
+        f"arn:aws:dynamodb:{region}:{account_id}:table/{n[k]}"
+        for k in ("kpi_table", "tracker_table")
+    ]
+    role = manifest.glue_role_arn(account_id)
+    statements = [
+        {"Sid": "WhoAmI", "Effect": "Allow", "Action": "sts:GetCallerIdentity", "Resource": "*"},
+        {
+            "Sid": "Buckets",
+            "Effect": "Allow",
+            "Action": [
+                "s3:CreateBucket",
+                "s3:ListBucket",
+                "s3:GetBucketPublicAccessBlock",
+                "s3:PutBucketPublicAccessBlock",
+                "s3:GetEncryptionConfiguration",
+                "s3:PutEncryptionConfiguration",
+                "s3:GetBucketVersioning",
+                "s3:PutBucketVersioning",
+                "s3:GetBucketNotification",
+                "s3:PutBucketNotification",
+            ],
+            "Resource": buckets,
+        },
+        {
+            "Sid": "JobArtifacts",
+            "Effect": "Allow",
+            "Action": ["s3:GetObject", "s3:PutObject"],
+            "Resource": [f"arn:aws:s3:::{n['artifacts_bucket']}/*"],
+        },
+        {
+            "Sid": "Tables",
+            "Effect": "Allow",
+            "Action": [
+                "dynamodb:DescribeTable",
+                "dynamodb:CreateTable",
+                "dynamodb:UpdateTable",
+                "dynamodb:DescribeContinuousBackups",
+                "dynamodb:UpdateContinuousBackups",
+            ],
+            "Resource": tables,
+        },
+        {
+            "Sid": "ArrivalsQueue",
+            "Effect": "Allow",
+            "Action": [
+                "sqs:GetQueueUrl",
+                "sqs:CreateQueue",
+                "sqs:GetQueueAttributes",
+                "sqs:SetQueueAttributes",
+            ],
+            "Resource": f"arn:aws:sqs:{region}:{account_id}:{n['arrivals_queue']}",
+        },
+        {
+            "Sid": "GlueLogGroups",
+            "Effect": "Allow",
+            "Action": ["logs:DescribeLogGroups", "logs:CreateLogGroup"],
+            "Resource": f"arn:aws:logs:{region}:{account_id}:log-group:*",
+        },
+        {
+            "Sid": "GlueJobRole",
+            "Effect": "Allow",
+            "Action": [
+                "iam:GetRole",
+                "iam:CreateRole",
+                "iam:UpdateAssumeRolePolicy",
+                "iam:GetRolePolicy",
+                "iam:PutRolePolicy",
+            ],
+            "Resource": role,
+        },
+        {
+            "Sid": "PassRoleToGlueOnly",
+            "Effect": "Allow",
+            "Action": "iam:PassRole",
+            "Resource": role,
+            "Condition": {"StringEquals": {"iam:PassedToService": "glue.amazonaws.com"}},
+        },
+        {
+            "Sid": "GlueJobs",
+            "Effect": "Allow",
+            "Action": ["glue:GetJob", "glue:CreateJob", "glue:UpdateJob"],
+            "Resource": [
+                f"arn:aws:glue:{region}:{account_id}:job/{n[k]}"
+                for k in ("validation_job", "etl_job")
+            ],
+        },
+    ]
+    if mwaa_environment:
+        statements.append(
+            {
+                # UpdateEnvironment also needs what MWAA itself asks for (see its docs).
+                "Sid": "MwaaEnvironment",
+                "Effect": "Allow",
+                "Action": ["airflow:GetEnvironment", "airflow:UpdateEnvironment"],
+                "Resource": f"arn:aws:airflow:{region}:{account_id}:environment/{mwaa_environment}",
+            }
+        )
+    if mwaa_source_bucket:
+        statements.append(
+            {
+                "Sid": "MwaaSourceBucket",
+                "Effect": "Allow",
+                "Action": ["s3:GetObject", "s3:GetObjectVersion", "s3:PutObject"],
+                "Resource": f"arn:aws:s3:::{mwaa_source_bucket}/*",
+            }
+        )
+    return {"Version": "2012-10-17", "Statement": statements}
