@@ -195,6 +195,26 @@ def test_the_glue_role_may_touch_only_the_manifest_s_resources():
             assert arn == "*" or f":{ACCOUNT}:" in arn, arn
 
 
+def test_a_failing_call_during_apply_names_the_step_and_what_was_done():
+    from botocore.exceptions import ClientError
+
+    from musicpipe.promote.plan import Step
+
+    def denied() -> None:
+        error = {"Error": {"Code": "AccessDenied", "Message": "not allowed"}}
+        raise ClientError(error, "PutBucketVersioning")
+
+    done = []
+    steps = [
+        Step("s3 bucket", "a", CREATE, run=lambda: done.append("a")),
+        Step("s3 bucket settings", "a", UPDATE, "versioning", run=denied),
+        Step("glue job", "j", CREATE, run=lambda: done.append("j")),
+    ]
+    with pytest.raises(PromoteError, match=r"s3 bucket settings a: .*AccessDenied.*1 change"):
+        apply(steps)
+    assert done == ["a"]  # stopped at the failing step
+
+
 def test_job_differences_name_what_changed():
     wanted = {
         "Role": "r",

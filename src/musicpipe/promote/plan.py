@@ -467,7 +467,14 @@ def apply(steps: list[Step]) -> int:
         )
     ran = 0
     for step in steps:
-        if step.run is not None:
+        if step.run is None:
+            continue
+        try:
             step.run()
-            ran += 1
+        except ClientError as exc:
+            raise PromoteError(
+                f"{step.kind} {step.name}: {exc}. The {ran} change(s) before it were applied; "
+                "`promote plan` shows what is left."
+            ) from None
+        ran += 1
     return ran
