@@ -143,6 +143,16 @@ def test_a_changed_script_or_argument_shows_as_an_update(target, tmp_path):
     assert len(updates) == 2 and all("--validation_reject_threshold" in r for r in updates)
 
 
+def test_endpoint_url_sends_every_call_there(target, aws):
+    """--endpoint-url (for tests and emulators) instead of the AWS_ENDPOINT_URL variables: with
+    those unset, the plan still reads moto (anything else has no such account)."""
+    env = {k: "" for k in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_GLUE")}
+    endpoint = target["AWS_ENDPOINT_URL"]
+    plan = cli(target, "plan", "--account", ACCOUNT, "--endpoint-url", endpoint, **env)
+    assert plan.returncode == 0, plan.stderr
+    assert any(MANIFEST.raw_bucket in r and "create" in r for r in rows(plan.stdout))
+
+
 def test_a_wrong_account_is_refused_before_anything_is_read(target, aws):
     result = cli(target, "apply", "--account", "111111111111")
     assert result.returncode == 2

@@ -13,7 +13,8 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, 
 
 from musicpipe.promote.plan import PromoteError
 
-CONFIG = Config(retries={"mode": "standard", "max_attempts": 10})
+# Standard retries ride out throttling; 5 attempts keep an unreachable endpoint to ~30 s.
+CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=10)
 
 
 def check_account_id(account: str) -> str:
