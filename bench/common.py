@@ -13,7 +13,7 @@ from pathlib import Path
 
 from musicpipe.manifest import load_manifest
 from musicpipe.stack.embedded import EmbeddedStack
-from musicpipe.stack.preflight import free_port
+from musicpipe.stack.preflight import free_ports
 from musicpipe.stack.settings import load_settings
 
 RESULTS = Path(__file__).resolve().parents[1] / "bench-results"
@@ -30,11 +30,12 @@ def private_stack(airflow: bool = False):
     whatever happens (an exception, Ctrl-C or a SIGTERM)."""
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     with tempfile.TemporaryDirectory(prefix="musicpipe-bench-") as state:
+        aws, glue, airflow_port = free_ports(3)
         os.environ.update(
             MUSICPIPE_STATE_DIR=state,
-            MUSICPIPE_AWS_PORT=str(free_port()),
-            MUSICPIPE_GLUE_PORT=str(free_port()),
-            MUSICPIPE_AIRFLOW_PORT=str(free_port()),
+            MUSICPIPE_AWS_PORT=str(aws),
+            MUSICPIPE_GLUE_PORT=str(glue),
+            MUSICPIPE_AIRFLOW_PORT=str(airflow_port),
             MUSICPIPE_AIRFLOW=str(airflow).lower(),
         )
         stack = EmbeddedStack(load_settings(), load_manifest())

@@ -12,7 +12,7 @@ import pytest
 
 from musicpipe.manifest import load_manifest
 from musicpipe.stack.embedded import EmbeddedStack
-from musicpipe.stack.preflight import free_port
+from musicpipe.stack.preflight import free_ports
 from musicpipe.stack.safety import CREDENTIAL_VARIABLES
 from musicpipe.stack.settings import load_settings
 
@@ -28,9 +28,10 @@ def isolated_env(state_dir: Path) -> dict[str, str]:
     env["MUSICPIPE_STATE_DIR"] = str(state_dir)
     # The embedded stack, also where a Docker engine answers (the Compose tests say so).
     env["MUSICPIPE_STACK"] = "embedded"
-    env["MUSICPIPE_AWS_PORT"] = str(free_port())
-    env["MUSICPIPE_GLUE_PORT"] = str(free_port())
-    env["MUSICPIPE_AIRFLOW_PORT"] = str(free_port())
+    aws, glue, airflow = free_ports(3)
+    env["MUSICPIPE_AWS_PORT"] = str(aws)
+    env["MUSICPIPE_GLUE_PORT"] = str(glue)
+    env["MUSICPIPE_AIRFLOW_PORT"] = str(airflow)
     # Airflow only where a test asks for it (tests/test_pipeline_e2e.py): it adds ~40 s.
     env["MUSICPIPE_AIRFLOW"] = "false"
     return env

@@ -11,7 +11,9 @@ from musicpipe.stack.preflight import (
     check_java,
     check_port_free,
     check_python,
+    free_ports,
     parse_java_major,
+    port_in_use,
 )
 
 
@@ -66,3 +68,11 @@ def test_port_taken_names_port_and_override():
             check_port_free("127.0.0.1", port, "the AWS emulator", "MUSICPIPE_AWS_PORT")
     assert f"port {port}" in str(exc.value)
     assert "MUSICPIPE_AWS_PORT" in str(exc.value)
+
+
+def test_free_ports_are_distinct_and_free():
+    """Taken one after the other, the system may hand out one port twice (a CI run once got
+    the same port for the Glue emulator and Airflow)."""
+    ports = free_ports(20)
+    assert len(set(ports)) == 20
+    assert not any(port_in_use("127.0.0.1", p) for p in ports)
