@@ -115,7 +115,9 @@ def up(
             with console.status("starting the embedded stack…"):
                 report = stack.up(fresh=fresh)
     s = stack.settings
-    what = "LocalStack" if isinstance(stack, ComposeStack) else "embedded AWS (moto)"
+    what = "embedded AWS (moto)"
+    if isinstance(stack, ComposeStack):
+        what = "moto (image)" if stack.on_moto else "LocalStack"
     if report.already_running:
         console.print(f"{what} already running on {s.aws_endpoint}")
     else:
