@@ -148,7 +148,7 @@ class AirflowServices(AirflowApi):
                         + process.tail()
                     )
 
-        self.wait_ready(timeout, check_alive, f"{self.settings.logs_dir}/airflow-*")
+        self.wait_ready(timeout, check_alive, self.logs_hint)
 
     def stop(self) -> None:
         # Scheduler first: it owns the task workers; the api-server last (workers report to it).

@@ -6,8 +6,11 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 
+from musicpipe.artifacts import deploy_jobs
 from musicpipe.bootstrap import Change, bootstrap
 from musicpipe.stack.persistence import SnapshotSummary
+
+GLUE_HEALTH_PATH = "/health"  # the Glue job emulator's
 
 
 class StackError(RuntimeError):
@@ -46,6 +49,16 @@ def http_ok(url: str, timeout: float = 1.0) -> bool:
             return 200 <= resp.status < 500
     except (urllib.error.URLError, OSError):
         return False
+
+
+def deploy_job_changes(stack, account_id: str) -> list[Change]:
+    """Deploy the Glue jobs from this checkout's scripts and library to the stack's emulator;
+    what happened to each, as Changes."""
+    glue = stack.aws.client("glue", endpoint=stack.settings.glue_endpoint)
+    return [
+        Change("glue job", name, action, "scripts and library uploaded")
+        for name, action in deploy_jobs(stack.aws.client("s3"), glue, stack.manifest, account_id)
+    ]
 
 
 def resource_states(stack, aws_up: bool, glue_up: bool) -> list[Change]:

@@ -25,16 +25,18 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from musicpipe.artifacts import deploy_jobs
-from musicpipe.bootstrap import Change, bootstrap
+from musicpipe.artifacts import REPO_ROOT
+from musicpipe.bootstrap import bootstrap
 from musicpipe.dag.config import VARIABLE
-from musicpipe.manifest import Manifest, load_manifest
+from musicpipe.manifest import ConfigError, Manifest, load_manifest
 from musicpipe.stack.airflow_api import USER, AirflowApi, AirflowError, aws_connection, dag_variable
 from musicpipe.stack.base import (
+    GLUE_HEALTH_PATH,
     ServiceStatus,
     StackError,
     StackStatus,
     UpReport,
+    deploy_job_changes,
     http_ok,
     resource_states,
 )
@@ -43,7 +45,6 @@ from musicpipe.stack.preflight import check_port_free
 from musicpipe.stack.safety import LOCALSTACK_ACCOUNT_ID, LocalAws
 from musicpipe.stack.settings import StackSettings
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
 # Layered on top with MUSICPIPE_COMPOSE_AWS=moto: moto's image in place of LocalStack.
 MOTO_OVERRIDE = REPO_ROOT / "docker-compose.moto.yml"
@@ -176,6 +177,14 @@ class ComposeStack:
         path = "/moto-api/" if self.on_moto else "/_localstack/health"
         return http_ok(self.settings.aws_endpoint + path)
 
+    def aws_ready(self) -> bool:
+        """moto has no init hooks (its bootstrap is a one-shot container the emulator waits
+        for); LocalStack is ready once its hook has succeeded."""
+        return self.aws_healthy() if self.on_moto else self.localstack_ready()
+
+    def glue_healthy(self) -> bool:
+        return http_ok(self.settings.glue_endpoint + GLUE_HEALTH_PATH)
+
     def localstack_ready(self) -> bool:
         """True once LocalStack's ready hook (the bootstrap) has succeeded; raises if it failed
         (LocalStack itself keeps running and calls the stage completed)."""
@@ -228,11 +237,7 @@ class ComposeStack:
         if not already and not fresh:
             restored = restore_snapshot(self.aws, self.manifest, s.snapshot_dir)
         changes = bootstrap(self.aws.client, self.manifest, apply=False)
-        glue = self.aws.client("glue", endpoint=s.glue_endpoint)
-        for name, action in deploy_jobs(
-            self.aws.client("s3"), glue, self.manifest, LOCALSTACK_ACCOUNT_ID
-        ):
-            changes.append(Change("glue job", name, action, "scripts and library uploaded"))
+        changes += deploy_job_changes(self, LOCALSTACK_ACCOUNT_ID)
         return UpReport(already, changes, restored, fresh)
 
     def wait_ready(self, timeout: float) -> None:
@@ -252,13 +257,10 @@ class ComposeStack:
             if time.monotonic() > deadline:
                 raise ComposeError(f"the Compose stack was not ready within {timeout:.0f} s")
 
-        # moto has no init hooks: its bootstrap is a one-shot container the emulator waits for.
-        while not (self.aws_healthy() if self.on_moto else self.localstack_ready()):
-            check_alive()
-            time.sleep(2)
-        while not http_ok(self.settings.glue_endpoint + "/health"):
-            check_alive()
-            time.sleep(2)
+        for ready in (self.aws_ready, self.glue_healthy):
+            while not ready():
+                check_alive()
+                time.sleep(2)
         try:
             self.airflow.wait_ready(
                 max(deadline - time.monotonic(), 1), check_alive, self.airflow.logs_hint
@@ -299,8 +301,7 @@ class ComposeStack:
                 )
             )
         aws_up = self.aws_healthy()
-        glue_up = aws_up and http_ok(self.settings.glue_endpoint + "/health")
-        resources = resource_states(self, aws_up, glue_up)
+        resources = resource_states(self, aws_up, aws_up and self.glue_healthy())
         return StackStatus(services, resources, read_summary(self.settings.snapshot_dir))
 
 
@@ -320,8 +321,6 @@ def parse_ps(text: str) -> dict[str, dict]:
 def check_manifest_reaches_containers(manifest: Manifest) -> None:
     """The containers read the manifest from the checkout's config file, not the host's shell:
     a name set only in a MUSICPIPE_* variable would leave them with another name."""
-    from musicpipe.manifest import ConfigError
-
     inside = load_manifest(cwd=REPO_ROOT, environ={})
     differing = sorted(k for k, v in manifest.names.items() if inside.names.get(k) != v)
     if differing:

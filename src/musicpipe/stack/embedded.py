@@ -16,16 +16,17 @@ import time
 import urllib.request
 from pathlib import Path
 
-from musicpipe.artifacts import deploy_jobs
-from musicpipe.bootstrap import Change, bootstrap, drop_test_events
+from musicpipe.bootstrap import bootstrap, drop_test_events
 from musicpipe.manifest import Manifest
 from musicpipe.stack import preflight
 from musicpipe.stack.airflow import AirflowServices
 from musicpipe.stack.base import (
+    GLUE_HEALTH_PATH,
     ServiceStatus,
     StackError,
     StackStatus,
     UpReport,
+    deploy_job_changes,
     http_ok,
     resource_states,
 )
@@ -40,7 +41,6 @@ from musicpipe.stack.safety import LOCAL_ACCOUNT_ID, LocalAws, local_environment
 from musicpipe.stack.settings import StackSettings
 
 HEALTH_PATH = "/moto-api/"
-GLUE_HEALTH_PATH = "/health"
 
 
 class EmbeddedStack:
@@ -106,11 +106,7 @@ class EmbeddedStack:
             restored = restore_snapshot(self.aws, self.manifest, s.snapshot_dir)
         # The Glue jobs, from the scripts and library in this checkout (after the restore, so
         # a saved older copy never shadows the current scripts).
-        glue = self.aws.client("glue", endpoint=s.glue_endpoint)
-        for name, action in deploy_jobs(
-            self.aws.client("s3"), glue, self.manifest, LOCAL_ACCOUNT_ID
-        ):
-            changes.append(Change("glue job", name, action, "scripts and library uploaded"))
+        changes += deploy_job_changes(self, LOCAL_ACCOUNT_ID)
         if s.airflow:
             self.airflow.start()
         return UpReport(already, changes, restored, fresh)
