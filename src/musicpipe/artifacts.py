@@ -22,15 +22,22 @@ REPO_ROOT = PACKAGE_ROOT.parents[1]
 JOB_SUBPACKAGES = ("contract", "pipeline", "etl")
 
 
+def package_files(
+    subpackages: tuple[str, ...], modules: tuple[str, ...] = ()
+) -> list[tuple[str, Path]]:
+    """(name under musicpipe/, file) of the part of the package that ships somewhere: its
+    __init__, the named top-level modules and every module of the subpackages."""
+    files = [PACKAGE_ROOT / "__init__.py", *(PACKAGE_ROOT / m for m in modules)]
+    for sub in subpackages:
+        files += sorted((PACKAGE_ROOT / sub).rglob("*.py"))
+    return [("musicpipe/" + path.relative_to(PACKAGE_ROOT).as_posix(), path) for path in files]
+
+
 def build_jobs_zip() -> bytes:
     """The library zip, byte-identical for identical sources (fixed timestamps, sorted)."""
-    files = [PACKAGE_ROOT / "__init__.py"]
-    for sub in JOB_SUBPACKAGES:
-        files += sorted((PACKAGE_ROOT / sub).rglob("*.py"))
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
-        for path in files:
-            arcname = "musicpipe/" + path.relative_to(PACKAGE_ROOT).as_posix()
+        for arcname, path in package_files(JOB_SUBPACKAGES):
             info = zipfile.ZipInfo(arcname, date_time=(2020, 1, 1, 0, 0, 0))
             info.compress_type = zipfile.ZIP_DEFLATED
             zf.writestr(info, path.read_bytes())

@@ -65,6 +65,18 @@ NAME_KEYS = [f.name for f in fields(DagConfig) if f.type == "str" and f.name in 
 _INT_KEYS = [k for k, v in DEFAULT_TUNING.items() if isinstance(v, int)]
 
 
+def variable_value(
+    names: dict[str, str], sqs_endpoint: str, account_id: str, **tuning: object
+) -> dict[str, object]:
+    """The Variable for a manifest's names and the queue at that SQS endpoint, plus any tuning
+    (what the local stacks and promotion write; unset tuning keeps the DAG's AWS defaults)."""
+    return {
+        "arrivals_queue_url": f"{sqs_endpoint}/{account_id}/{names['arrivals_queue']}",
+        **{key: names[key] for key in NAME_KEYS},
+        **tuning,
+    }
+
+
 def load_dag_config(raw: str | dict | None) -> DagConfig:
     """The DagConfig from the Variable's value (JSON text, a dict, or None when unset)."""
     where = f"Airflow Variable {VARIABLE}"

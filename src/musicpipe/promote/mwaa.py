@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import json
 import shlex
-from pathlib import Path
 
-from musicpipe.dag.config import VARIABLE
+from musicpipe.artifacts import REPO_ROOT, package_files
+from musicpipe.dag.config import VARIABLE, variable_value
 from musicpipe.manifest import Manifest
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
-PACKAGE_ROOT = REPO_ROOT / "src" / "musicpipe"
 DAG_FILE = REPO_ROOT / "airflow" / "dags" / "music_streaming_realtime_pipeline.py"
 # The Airflow image's additions are MWAA's requirements too: one list, tested against the lock.
 REQUIREMENTS = REPO_ROOT / "docker" / "airflow" / "requirements.txt"
@@ -31,11 +29,8 @@ DEFAULT_STARTUP_SCRIPT_PATH = "startup.sh"
 def aws_variable(manifest: Manifest, account_id: str) -> dict[str, object]:
     """The DAG's Variable on AWS: the manifest's names and the real queue URL; intervals keep
     the DAG's AWS defaults."""
-    from musicpipe.dag.config import NAME_KEYS
-
-    names = manifest.names
-    url = f"https://sqs.{manifest.region}.amazonaws.com/{account_id}/{names['arrivals_queue']}"
-    return {"arrivals_queue_url": url, **{key: names[key] for key in NAME_KEYS}}
+    sqs = f"https://sqs.{manifest.region}.amazonaws.com"
+    return variable_value(manifest.names, sqs, account_id)
 
 
 def startup_script(manifest: Manifest, account_id: str) -> bytes:
@@ -52,11 +47,7 @@ def dag_files(dag_prefix: str) -> list[tuple[str, bytes]]:
     .airflowignore for that code."""
     prefix = dag_prefix.strip("/")
     files = [(f"{prefix}/{DAG_FILE.name}", DAG_FILE.read_bytes())]
-    sources = [PACKAGE_ROOT / "__init__.py", PACKAGE_ROOT / "manifest.py"]
-    for sub in DAG_SUBPACKAGES:
-        sources += sorted((PACKAGE_ROOT / sub).rglob("*.py"))
-    for path in sources:
-        key = f"{prefix}/musicpipe/{path.relative_to(PACKAGE_ROOT).as_posix()}"
-        files.append((key, path.read_bytes()))
+    for name, path in package_files(DAG_SUBPACKAGES, modules=("manifest.py",)):
+        files.append((f"{prefix}/{name}", path.read_bytes()))
     files.append((f"{prefix}/.airflowignore", b"musicpipe/\n"))
     return files

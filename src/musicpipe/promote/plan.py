@@ -89,10 +89,10 @@ class Promotion:
 
     def plan(self) -> list[Step]:
         try:
-            self._check_bucket_names()
+            existing = self._existing_buckets()
             return [
                 *self._core(),
-                *self._bucket_settings(),
+                *self._bucket_settings(existing),
                 *self._table_settings(),
                 *self._role(),
                 *self._uploads(self.manifest.buckets["artifacts"], self._job_files()),
@@ -103,12 +103,15 @@ class Promotion:
             op = exc.operation_name
             raise PromoteError(f"{op} failed while planning: {exc}") from None
 
-    def _check_bucket_names(self) -> None:
-        """S3 names are global: a bucket of the manifest may belong to someone else."""
+    def _existing_buckets(self) -> set[str]:
+        """The manifest's buckets that exist. S3 names are global: one may belong to someone
+        else, which stops the plan."""
         s3 = self.client("s3")
+        existing = set()
         for bucket in self.manifest.buckets.values():
             try:
                 s3.head_bucket(Bucket=bucket)
+                existing.add(bucket)
             except ClientError as exc:
                 if _code(exc) in ("403", "Forbidden", "AccessDenied"):
                     raise PromoteError(
@@ -118,6 +121,7 @@ class Promotion:
                     ) from None
                 if _code(exc) not in ("404", "NoSuchBucket", "NotFound"):
                     raise
+        return existing
 
     # -- buckets, tables, queue, notification, log groups: the bootstrap's own steps --------
     def _core(self) -> list[Step]:
@@ -136,14 +140,14 @@ class Promotion:
                 steps.append(Step(c.kind, c.name, UNCHANGED, c.detail))
         return steps
 
-    def _bucket_settings(self) -> list[Step]:
+    def _bucket_settings(self, existing: set[str]) -> list[Step]:
         s3 = self.client("s3")
         steps = []
         for role, bucket in self.manifest.buckets.items():
             wanted = {"public access blocked", "default encryption (SSE-S3)"}
             if role == "raw":
                 wanted.add("versioning")  # an overwritten or deleted raw file can be recovered
-            have = self._bucket_state(s3, bucket)
+            have = self._bucket_state(s3, bucket) if bucket in existing else set()
             missing = sorted(wanted - have)
             if not missing:
                 steps.append(
@@ -166,23 +170,13 @@ class Promotion:
                         Bucket=bucket, VersioningConfiguration={"Status": "Enabled"}
                     )
 
-            action = CREATE if not self._bucket_exists(s3, bucket) else UPDATE
+            action = UPDATE if bucket in existing else CREATE
             steps.append(Step("s3 bucket settings", bucket, action, ", ".join(missing), run))
         return steps
 
     @staticmethod
-    def _bucket_exists(s3, bucket: str) -> bool:
-        try:
-            s3.head_bucket(Bucket=bucket)
-            return True
-        except ClientError as exc:
-            if _code(exc) in ("404", "NoSuchBucket", "NotFound"):
-                return False
-            raise
-
-    def _bucket_state(self, s3, bucket: str) -> set[str]:
-        if not self._bucket_exists(s3, bucket):
-            return set()
+    def _bucket_state(s3, bucket: str) -> set[str]:
+        """The settings an existing bucket already has."""
         have = set()
         try:
             block = s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]

@@ -17,7 +17,7 @@ import urllib.request
 from collections.abc import Callable
 from urllib.parse import quote
 
-from musicpipe.dag.config import NAME_KEYS
+from musicpipe.dag.config import variable_value
 from musicpipe.manifest import Manifest
 
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
@@ -32,16 +32,16 @@ class AirflowError(RuntimeError):
 def dag_variable(manifest: Manifest, aws_endpoint: str, account_id: str) -> dict[str, object]:
     """The DAG's Variable for a local stack: the manifest's names, the local queue URL and
     short intervals (a laptop should not wait a minute for a poll)."""
-    names = manifest.names
-    return {
-        "arrivals_queue_url": f"{aws_endpoint}/{account_id}/{names['arrivals_queue']}",
-        **{key: names[key] for key in NAME_KEYS},
-        "aws_conn_id": CONNECTION_ID,
-        "arrivals_poll_seconds": 1,
-        "sensor_poke_seconds": 2,
-        "sensor_timeout_seconds": 5,
-        "glue_poll_seconds": 1,
-    }
+    return variable_value(
+        manifest.names,
+        aws_endpoint,
+        account_id,
+        aws_conn_id=CONNECTION_ID,
+        arrivals_poll_seconds=1,
+        sensor_poke_seconds=2,
+        sensor_timeout_seconds=5,
+        glue_poll_seconds=1,
+    )
 
 
 def aws_connection(manifest: Manifest, aws_endpoint: str, glue_endpoint: str) -> dict[str, object]:
