@@ -14,7 +14,6 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import boto3
 import pytest
 
 from musicpipe.manifest import ConfigError, load_manifest
@@ -27,6 +26,7 @@ from musicpipe.stack.compose import (
     parse_ps,
 )
 from musicpipe.stack.processes import ManagedProcess
+from musicpipe.stack.safety import LocalAws
 from musicpipe.stack.settings import load_settings
 
 PS_ROWS = [
@@ -177,14 +177,8 @@ def test_moto_with_localstack_s_account_serves_the_dag_s_queue_url(tmp_path, sta
             timeout=120,
         )
         assert done.returncode == 0, done.stderr
-        s3 = boto3.client(
-            "s3",
-            endpoint_url=endpoint,
-            aws_access_key_id="test",
-            aws_secret_access_key="test",
-            region_name="us-east-1",
-        )
-        s3.put_object(Bucket="rds.data", Key="streams/a.csv", Body=b"x\n")
+        aws = LocalAws(endpoint)
+        aws.client("s3").put_object(Bucket="rds.data", Key="streams/a.csv", Body=b"x\n")
         variable = json.loads(
             airflow_environment(load_manifest(environ=stack_env))[
                 "AIRFLOW_VAR_MUSIC_STREAMING_PIPELINE"
@@ -192,14 +186,7 @@ def test_moto_with_localstack_s_account_serves_the_dag_s_queue_url(tmp_path, sta
         )
         # The URL as the containers see it, on this host's port.
         url = variable["arrivals_queue_url"].replace("http://localstack:4566", endpoint)
-        sqs = boto3.client(
-            "sqs",
-            endpoint_url=endpoint,
-            aws_access_key_id="test",
-            aws_secret_access_key="test",
-            region_name="us-east-1",
-        )
-        messages = sqs.receive_message(QueueUrl=url, WaitTimeSeconds=2)["Messages"]
+        messages = aws.client("sqs").receive_message(QueueUrl=url, WaitTimeSeconds=2)["Messages"]
         assert "streams%2Fa.csv" in messages[0]["Body"]  # S3 event keys are URL-encoded
     finally:
         moto.stop()
