@@ -10,6 +10,7 @@ import shutil
 import pytest
 from botocore.stub import ANY, Stubber
 
+from musicpipe.artifacts import job_differences
 from musicpipe.dag.config import load_dag_config
 from musicpipe.manifest import load_manifest
 from musicpipe.promote import mwaa
@@ -22,7 +23,6 @@ from musicpipe.promote.plan import (
     PromoteError,
     Promotion,
     apply,
-    job_differences,
 )
 from musicpipe.promote.policies import INLINE_POLICY_NAME, glue_job_policy, glue_trust_policy
 from musicpipe.promote.target import target_clients

@@ -86,6 +86,25 @@ def job_artifacts(manifest: Manifest, repo_root: Path = REPO_ROOT) -> list[tuple
     return files
 
 
+def job_differences(current: dict, wanted: dict) -> list[str]:
+    """Which members of a Glue job differ from the definition (arguments by name)."""
+    out = []
+    for key, value in wanted.items():
+        have = current.get(key)
+        if key == "DefaultArguments":
+            have = have or {}
+            names = sorted(k for k in set(value) | set(have) if value.get(k) != have.get(k))
+            if names:
+                out.append(f"DefaultArguments {', '.join(names)}")
+        elif key == "Command":
+            names = sorted(k for k in value if (have or {}).get(k) != value[k])
+            if names:
+                out.append(", ".join(f"Command.{n}" for n in names))
+        elif have != value:
+            out.append(key)
+    return out
+
+
 def deploy_jobs(s3, glue, manifest: Manifest, account_id: str, repo_root: Path = REPO_ROOT):
     """Upload scripts and library, then create or update each job. Returns (job, action)."""
     for bucket, key, body in job_artifacts(manifest, repo_root):
@@ -99,7 +118,7 @@ def deploy_jobs(s3, glue, manifest: Manifest, account_id: str, repo_root: Path =
             glue.create_job(Name=spec.name, **definition)
             results.append((spec.name, "created"))
             continue
-        if any(current.get(k) != v for k, v in definition.items()):
+        if job_differences(current, definition):
             glue.update_job(JobName=spec.name, JobUpdate=definition)
             results.append((spec.name, "updated"))
         else:

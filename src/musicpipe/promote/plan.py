@@ -15,7 +15,7 @@ from pathlib import Path
 
 from botocore.exceptions import ClientError
 
-from musicpipe.artifacts import REPO_ROOT, job_artifacts, job_definition
+from musicpipe.artifacts import REPO_ROOT, job_artifacts, job_definition, job_differences
 from musicpipe.bootstrap import DRIFTED, MISSING, bootstrap
 from musicpipe.manifest import Manifest
 from musicpipe.promote import mwaa
@@ -424,25 +424,6 @@ class Promotion:
             if _code(exc) in ("404", "NoSuchKey", "NotFound"):
                 return None
             raise
-
-
-def job_differences(current: dict, wanted: dict) -> list[str]:
-    """Which members of a Glue job differ from the definition (arguments by name)."""
-    out = []
-    for key, value in wanted.items():
-        have = current.get(key)
-        if key == "DefaultArguments":
-            have = have or {}
-            names = sorted(k for k in set(value) | set(have) if value.get(k) != have.get(k))
-            if names:
-                out.append(f"DefaultArguments {', '.join(names)}")
-        elif key == "Command":
-            names = sorted(k for k in value if (have or {}).get(k) != value[k])
-            if names:
-                out.append(", ".join(f"Command.{n}" for n in names))
-        elif have != value:
-            out.append(key)
-    return out
 
 
 def pending(steps: list[Step]) -> bool:
