@@ -19,10 +19,12 @@ from musicpipe.bootstrap import CREATED, DRIFTED, MISSING, UNCHANGED, UPDATED, s
 from musicpipe.drop import DropError, plan_drops, upload
 from musicpipe.manifest import ConfigError, Manifest, load_manifest
 from musicpipe.stack import choice
+from musicpipe.stack.airflow_api import AirflowError
 from musicpipe.stack.base import StackError
 from musicpipe.stack.compose import ComposeStack
 from musicpipe.stack.embedded import EmbeddedStack
 from musicpipe.stack.preflight import PreflightError
+from musicpipe.stack.probe import NotRunning, await_up
 from musicpipe.stack.safety import CREDENTIAL_VARIABLES, UnsafeEndpointError, local_exports
 from musicpipe.stack.settings import StackSettings, load_settings
 
@@ -52,6 +54,7 @@ def cli_errors() -> Iterator[None]:
         ConfigError,
         PreflightError,
         StackError,
+        AirflowError,
         UnsafeEndpointError,
         DropError,
         choice.StackChoiceError,
@@ -77,12 +80,59 @@ def _stack() -> Stack:
     return STACKS[kind](settings, manifest)
 
 
-def _require_running(stack: Stack) -> None:
-    if not stack.aws_healthy():
-        raise StackError(
-            f"the local stack is not answering on {stack.settings.aws_endpoint}; "
-            "start it with `make up` (or `musicpipe up`)"
-        )
+# How long a command waits for a busy component before it gives up (`wait` uses its own).
+ANSWER_TIMEOUT = 60.0
+
+
+def _require_running(stack: Stack, timeout: float = ANSWER_TIMEOUT, on_busy=None) -> None:
+    """The local AWS answers: at once when it is not running, within ``timeout`` when busy."""
+    await_up(
+        f"the local AWS ({stack.settings.aws_endpoint})",
+        stack.aws_probe,
+        stack.aws_alive,
+        timeout,
+        on_busy=on_busy or (lambda message: None),
+    )
+
+
+def _require_airflow(stack: Stack, timeout: float, on_busy=None) -> None:
+    """Our own Airflow answers (another program may hold its port)."""
+    what = f"Airflow ({stack.airflow.url})"
+    if not stack.airflow.is_running():
+        raise NotRunning(f"{what} is not running; start it with `make up` (or `musicpipe up`)")
+    await_up(
+        what,
+        stack.airflow.probe,
+        stack.airflow.is_running,
+        timeout,
+        on_busy=on_busy or (lambda message: None),
+    )
+
+
+class UpProgress:
+    """`up`'s stages as they happen: the spinner shows the current step, and a line with its
+    time is printed when a stage ends (also where no terminal shows the spinner, as in CI)."""
+
+    def __init__(self, spinner) -> None:
+        self.spinner = spinner
+        self.started = time.monotonic()
+        self.stage: str | None = None
+        self.stage_started = self.started
+
+    def __call__(self, message: str) -> None:
+        stage = message.split(":", 1)[0]
+        now = time.monotonic()
+        if stage != self.stage:
+            self.done()
+            self.stage, self.stage_started = stage, now
+        if self.spinner is not None:
+            self.spinner.update(f"{escape(message)} [dim]({now - self.started:.0f} s)[/]")
+
+    def done(self) -> None:
+        if self.stage is not None:
+            took = time.monotonic() - self.stage_started
+            console.print(f"  [green]✓[/] {escape(self.stage)} [dim]{took:.1f} s[/]")
+        self.stage = None
 
 
 def _changes_table(changes, title: str) -> Table:
@@ -98,6 +148,9 @@ def _changes_table(changes, title: str) -> Table:
 @app.command()
 def up(
     fresh: bool = typer.Option(False, "--fresh", help="Start empty: ignore the saved state."),
+    timeout: float = typer.Option(
+        900, "--timeout", help="Seconds the whole start may take before `up` gives up."
+    ),
 ) -> None:
     """Start the stack (Compose if a Docker engine answers, else embedded) and create every
     pipeline resource. STACK=embedded|compose forces one."""
@@ -108,12 +161,11 @@ def up(
         stack = STACKS[chosen.kind](settings, manifest)
         # Recorded first: if `up` fails half-way, `down` still reaches what it started.
         choice.record(settings.state_dir, chosen.kind)
-        if isinstance(stack, ComposeStack):
-            console.print("docker compose up (the first time builds two images and pulls a few GB)")
-            report = stack.up(fresh=fresh)
-        else:
-            with console.status("starting the embedded stack…"):
-                report = stack.up(fresh=fresh)
+        with console.status(f"starting the {chosen.kind} stack…") as spinner:
+            progress = UpProgress(spinner)
+            report = stack.up(fresh=fresh, timeout=timeout, progress=progress)
+            progress.done()
+        console.print(f"ready in {time.monotonic() - progress.started:.0f} s")
     s = stack.settings
     what = "embedded AWS (moto)"
     if isinstance(stack, ComposeStack):
@@ -162,10 +214,15 @@ def down(
 
 
 @app.command()
-def status() -> None:
+def status(
+    timeout: float = typer.Option(
+        30, "--timeout", help="Seconds to give a busy component to answer."
+    ),
+) -> None:
     """What runs, where, and which pipeline resources exist."""
     with cli_errors():
         stack = _stack()
+        busy = _settle(stack, timeout)
         st = stack.status()
     table = Table(title=f"services ({stack.kind} stack)", title_justify="left")
     for col in ("service", "state", "pid", "endpoint", "uptime", "log"):
@@ -174,7 +231,7 @@ def status() -> None:
         if svc.healthy:
             state = "[green]healthy[/]"
         elif svc.running:
-            state = "[yellow]running, not answering[/]"
+            state = f"[yellow]running, busy (no answer in {timeout:.0f} s)[/]"
         else:
             state = "[red]stopped[/]"
         uptime = f"{svc.uptime_s:.0f} s" if svc.uptime_s is not None else "-"
@@ -193,12 +250,38 @@ def status() -> None:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(st.snapshot.taken_at))
         console.print(f"saved state: {st.snapshot.describe()} (saved {when})")
     # Only our own Airflow: another program may answer on the port.
-    if stack.airflow.is_running() and stack.airflow.health() is not None:
-        from musicpipe.stack.runs import run_views
+    if stack.airflow.is_running() and "Airflow" not in busy:
+        from musicpipe.stack.runs import is_busy_error, run_views
 
-        runs = run_views(stack.airflow, limit=5)
-        console.print(_runs_table(runs, f"last runs of {stack.manifest.dag_id}"))
+        try:
+            runs = run_views(stack.airflow, limit=5)
+        except Exception as exc:
+            if not is_busy_error(exc):
+                raise
+            console.print(f"[yellow]Airflow is busy[/] ({type(exc).__name__}): runs not shown")
+        else:
+            console.print(_runs_table(runs, f"last runs of {stack.manifest.dag_id}"))
         console.print(f"Airflow UI: {stack.airflow.url}")
+
+
+def _settle(stack: Stack, timeout: float) -> set[str]:
+    """Give each running component up to ``timeout`` to answer, so a busy one is not shown as
+    down; the names of those that stayed busy."""
+    from musicpipe.stack.probe import StillBusy
+
+    busy = set()
+    for name, running, wait_for in (
+        ("AWS", stack.aws_alive, _require_running),
+        ("Airflow", stack.airflow.is_running, _require_airflow),
+    ):
+        if running():
+            try:
+                wait_for(stack, timeout)
+            except StillBusy:
+                busy.add(name)
+            except NotRunning:
+                pass  # it stopped meanwhile: the table says so
+    return busy
 
 
 STATE_STYLE = {"success": "green", "failed": "red", "running": "yellow", "queued": "yellow"}
@@ -262,7 +345,9 @@ def drop(
 
 @app.command()
 def wait(
-    timeout: float = typer.Option(600, help="Seconds to wait before giving up."),
+    timeout: float = typer.Option(
+        600, help="Seconds to wait (for busy components, then for the runs) before giving up."
+    ),
     since: float = typer.Option(
         None, help="Only runs after this UNIX time (default: the last drop's time)."
     ),
@@ -272,44 +357,29 @@ def wait(
 
     from musicpipe.stack.runs import WaitTimeout, wait_until_idle
 
-    with cli_errors():
+    with cli_errors(), console.status("waiting for the DAG…") as spinner:
         stack = _stack()
-        _require_running(stack)
-        if not stack.airflow.is_running() or stack.airflow.health() is None:
-            raise StackError(f"Airflow is not answering on {stack.airflow.url}; run `musicpipe up`")
+        deadline = time.monotonic() + timeout
+        # Right after `up` (or beside a Spark job) Airflow may take seconds to answer: only a
+        # component that is not running ends the wait at once.
+        _require_running(stack, timeout, on_busy=spinner.update)
+        _require_airflow(stack, max(deadline - time.monotonic(), 1), on_busy=spinner.update)
         start = since if since is not None else _last_drop_time(stack)
         sqs = stack.aws.client("sqs")
         queue_url = sqs.get_queue_url(QueueName=stack.manifest.arrivals_queue)["QueueUrl"]
-        with console.status("waiting for the DAG…") as spinner:
-
-            def show(runs) -> None:
-                if not runs:
-                    spinner.update("waiting for the arrival to start a DAG run…")
-                    return
-                r = runs[0]
-                done = [t for t, st in r.tasks.items() if st in ("success", "skipped")]
-                doing = [
-                    t
-                    for t, st in r.tasks.items()
-                    if st in ("running", "queued", "deferred", "scheduled", "up_for_retry")
-                ]
-                took = f"{r.duration_s:.0f} s" if r.duration_s is not None else "queued"
-                spinner.update(
-                    f"run {r.run_id} ({took}): {len(done)}/{len(r.tasks)} tasks done"
-                    + (f", now {', '.join(doing)}" if doing else "")
-                )
-
-            try:
-                runs = wait_until_idle(
-                    stack.airflow,
-                    sqs,
-                    queue_url,
-                    datetime.fromtimestamp(start, UTC),
-                    timeout,
-                    on_progress=show,
-                )
-            except WaitTimeout as exc:
-                raise StackError(str(exc)) from None
+        try:
+            runs = wait_until_idle(
+                stack.airflow,
+                sqs,
+                queue_url,
+                datetime.fromtimestamp(start, UTC),
+                max(deadline - time.monotonic(), 1),
+                on_progress=lambda runs: spinner.update(_run_progress(runs)),
+                alive=lambda: stack.airflow.is_running() and stack.aws_alive(),
+                on_busy=spinner.update,
+            )
+        except WaitTimeout as exc:
+            raise StackError(str(exc)) from None
     console.print(_runs_table(runs, "DAG runs since the drop"))
     failed = [r for r in runs if r.state == "failed"]
     if failed:
@@ -320,6 +390,23 @@ def wait(
             f"{stack.airflow.logs_hint}; Glue job logs: `musicpipe logs`."
         )
         raise typer.Exit(1)
+
+
+def _run_progress(runs) -> str:
+    """One line on the newest run: how many tasks are done, which are under way."""
+    if not runs:
+        return "waiting for the arrival to start a DAG run…"
+    r = runs[0]
+    done = [t for t, st in r.tasks.items() if st in ("success", "skipped")]
+    doing = [
+        t
+        for t, st in r.tasks.items()
+        if st in ("running", "queued", "deferred", "scheduled", "up_for_retry")
+    ]
+    took = f"{r.duration_s:.0f} s" if r.duration_s is not None else "queued"
+    return f"run {r.run_id} ({took}): {len(done)}/{len(r.tasks)} tasks done" + (
+        f", now {', '.join(doing)}" if doing else ""
+    )
 
 
 def _last_drop_time(stack: Stack) -> float:
@@ -335,6 +422,9 @@ def kpis(
     day: str = typer.Option(None, "--date", help="YYYY-MM-DD (default: the latest date)."),
     genre: str = typer.Option(None, "--genre", help="One genre: its KPIs over every date."),
     limit: int = typer.Option(10, "--limit", help="Genres to list for a day (0: all)."),
+    timeout: float = typer.Option(
+        ANSWER_TIMEOUT, "--timeout", help="Seconds to give a busy local AWS to answer."
+    ),
 ) -> None:
     """Print KPIs from the local DynamoDB table as tables."""
     from musicpipe import kpi_report
@@ -342,7 +432,7 @@ def kpis(
 
     with cli_errors():
         stack = _stack()
-        _require_running(stack)
+        _require_running(stack, timeout)
         dynamodb = stack.aws.session.resource(
             "dynamodb", endpoint_url=stack.aws.endpoint, config=stack.aws.config
         )

@@ -17,6 +17,8 @@ import re
 import shlex
 import subprocess
 import sys
+import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -88,39 +90,65 @@ def ensure_s3a_jars(log: Callable[[str], None] = print) -> list[str]:
             return jars
     package = f"org.apache.hadoop:hadoop-aws:{version}"
     log(
-        f"first glueetl run: downloading {package} and the AWS SDK bundle it needs "
-        f"(about 300 MB) from Maven Central into {cache}; later runs reuse them"
+        f"S3A jars: downloading {package} and the AWS SDK bundle it needs (about 300 MB, "
+        f"once) from Maven Central into {cache}"
     )
     cache.mkdir(parents=True, exist_ok=True)
     noop = cache / "resolve_only.py"
     noop.write_text("# resolves --packages, then exits\n")
-    result = subprocess.run(
-        [
-            spark_submit(),
-            "--master",
-            "local[1]",
-            "--conf",
-            f"spark.jars.ivy={cache}",
-            "--packages",
-            package,
-            str(noop),
-        ],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PYSPARK_PYTHON": sys.executable},
-        timeout=1800,
-    )
+    started = time.monotonic()
+    with tempfile.TemporaryFile("w+") as errors:
+        resolver = subprocess.Popen(
+            [
+                spark_submit(),
+                "--master",
+                "local[1]",
+                "--conf",
+                f"spark.jars.ivy={cache}",
+                "--packages",
+                package,
+                str(noop),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=errors,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            env={**os.environ, "PYSPARK_PYTHON": sys.executable},
+        )
+        # A progress line every few seconds: 300 MB is minutes on a slow link, and a silent
+        # wait that long looks hung.
+        while True:
+            try:
+                returncode = resolver.wait(timeout=3)
+                break
+            except subprocess.TimeoutExpired:
+                if time.monotonic() - started > 1800:
+                    resolver.kill()
+                    resolver.wait()
+                    returncode = -1
+                    break
+                log(f"S3A jars: {_megabytes(cache / 'cache'):.0f} MB of about 300 MB so far")
+        errors.seek(0)
+        stderr = errors.read()
     jars = sorted(str(p) for p in (cache / "jars").glob("*.jar"))
     wanted = [j for j in jars if "hadoop-aws" in j or "aws-java-sdk-bundle" in j]
-    if result.returncode != 0 or len(wanted) < 2:
-        tail = "\n".join((result.stderr or "").splitlines()[-15:])
+    if returncode != 0 or len(wanted) < 2:
+        tail = "\n".join(stderr.splitlines()[-15:])
         raise SparkSetupError(
             f"could not fetch {package} from Maven Central (spark-submit exit "
-            f"{result.returncode}). Check that Maven Central is reachable.\n{tail}"
+            f"{returncode}). Check that Maven Central is reachable.\n{tail}"
         )
     marker.write_text(json.dumps(wanted))
-    log(f"S3A jars ready: {', '.join(Path(j).name for j in wanted)}")
+    log(
+        f"S3A jars: ready in {time.monotonic() - started:.0f} s: "
+        + ", ".join(Path(j).name for j in wanted)
+    )
     return wanted
+
+
+def _megabytes(folder: Path) -> float:
+    """What ivy has downloaded so far (its cache/ folder; jars/ holds copies made at the end)."""
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 1e6
 
 
 def spark_defaults() -> dict[str, str]:

@@ -17,6 +17,8 @@ import os
 import secrets
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from musicpipe.dag.config import VARIABLE
@@ -107,20 +109,33 @@ class AirflowServices(AirflowApi):
     def is_running(self) -> bool:
         return any(p.is_running() for p in self.processes.values())
 
-    def start(self, health_timeout: float = 180.0) -> None:
+    def start(
+        self,
+        health_timeout: float = 300.0,
+        progress: Callable[[str], None] = lambda stage: None,
+    ) -> None:
+        """Migrate the database, start the components and wait until they are healthy with the
+        DAG unpaused, all within ``health_timeout``."""
+        deadline = time.monotonic() + health_timeout
+        progress("Airflow migrate: airflow db migrate")
         env = self.environment()
         self.home.mkdir(parents=True, exist_ok=True)
         log = self.settings.logs_dir / "airflow-db-migrate.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         with log.open("w") as out:
-            done = subprocess.run(
-                [self._airflow(), "db", "migrate"],
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                timeout=600,
-            )
+            try:
+                done = subprocess.run(
+                    [self._airflow(), "db", "migrate"],
+                    env=env,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    timeout=max(health_timeout, 1),
+                )
+            except subprocess.TimeoutExpired:
+                raise AirflowError(
+                    f"`airflow db migrate` did not finish within {health_timeout:.0f} s; see {log}"
+                ) from None
         if done.returncode != 0:
             raise AirflowError(f"`airflow db migrate` failed; see {log}")
         for name, process in self.processes.items():
@@ -133,13 +148,16 @@ class AirflowServices(AirflowApi):
                     # servers would listen on every interface, on fixed ports.
                     cmd += ["--skip-serve-logs"] if name in ("scheduler", "triggerer") else []
                 process.start(cmd, env=env, cwd=self.home)
+        progress("Airflow ready: starting api-server, scheduler, dag-processor, triggerer")
         try:
-            self.wait_healthy(health_timeout)
+            self.wait_healthy(max(deadline - time.monotonic(), 1), progress)
         except BaseException:
             self.stop()  # nothing half started is left behind
             raise
 
-    def wait_healthy(self, timeout: float) -> None:
+    def wait_healthy(
+        self, timeout: float, progress: Callable[[str], None] = lambda stage: None
+    ) -> None:
         def check_alive() -> None:
             for process in self.processes.values():
                 if not process.is_running():
@@ -148,7 +166,7 @@ class AirflowServices(AirflowApi):
                         + process.tail()
                     )
 
-        self.wait_ready(timeout, check_alive, self.logs_hint)
+        self.wait_ready(timeout, check_alive, self.logs_hint, progress)
 
     def stop(self) -> None:
         # Scheduler first: it owns the task workers; the api-server last (workers report to it).

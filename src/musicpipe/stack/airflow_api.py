@@ -19,6 +19,7 @@ from urllib.parse import quote
 
 from musicpipe.dag.config import variable_value
 from musicpipe.manifest import Manifest
+from musicpipe.stack.probe import Probe, probe_http
 
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 USER = "admin"
@@ -71,10 +72,18 @@ class AirflowApi:
     def login(self) -> tuple[str, str]:
         raise NotImplementedError
 
+    @property
+    def health_url(self) -> str:
+        return f"{self.url}/api/v2/monitor/health"
+
+    def probe(self) -> Probe:
+        """Does the api-server answer (whatever the components' health)?"""
+        return probe_http(self.health_url)
+
     def health(self) -> dict[str, str] | None:
         """Status of each Airflow component from /api/v2/monitor/health, or None."""
         try:
-            with urllib.request.urlopen(f"{self.url}/api/v2/monitor/health", timeout=2) as r:
+            with urllib.request.urlopen(self.health_url, timeout=2) as r:
                 body = json.load(r)
         except (urllib.error.URLError, OSError, ValueError):
             return None
@@ -128,15 +137,26 @@ class AirflowApi:
             return False
         return not dag.get("is_paused", True)
 
-    def wait_ready(self, timeout: float, check_alive: Callable[[], None], logs: str) -> None:
-        """Until every component is healthy and the DAG is parsed and unpaused. Raises at once
-        with Airflow's import error when the DAG file does not import, and whatever
-        ``check_alive`` raises when a component has died."""
+    def wait_ready(
+        self,
+        timeout: float,
+        check_alive: Callable[[], None],
+        logs: str,
+        on_progress: Callable[[str], None] = lambda message: None,
+    ) -> None:
+        """Until every component is healthy and the DAG is parsed and unpaused, saying what it
+        still waits for. Raises at once with Airflow's import error when the DAG file does not
+        import, and whatever ``check_alive`` raises when a component has died."""
         deadline = time.monotonic() + timeout
         while True:
             check_alive()
             health = self.health()
-            if health and all(v == "healthy" for v in health.values()):
+            if health is None:
+                on_progress("Airflow ready: waiting for the api-server to answer")
+            elif not all(v == "healthy" for v in health.values()):
+                waiting = sorted(k for k, v in health.items() if v != "healthy")
+                on_progress(f"Airflow ready: waiting for {', '.join(waiting)} to report healthy")
+            else:
                 if self.dag_loaded():
                     return
                 errors = self.import_errors()
@@ -144,6 +164,9 @@ class AirflowApi:
                     raise AirflowError(
                         f"Airflow cannot import the DAG {self.dag_id}:\n" + "\n".join(errors)
                     )
+                on_progress(
+                    f"Airflow ready: waiting for the DAG {self.dag_id} to be parsed and unpaused"
+                )
             if time.monotonic() > deadline:
                 raise AirflowError(
                     f"Airflow was not healthy with the DAG {self.dag_id} loaded within "

@@ -23,6 +23,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 from musicpipe.artifacts import REPO_ROOT
@@ -42,6 +43,7 @@ from musicpipe.stack.base import (
 )
 from musicpipe.stack.persistence import read_summary, restore_snapshot, save_snapshot
 from musicpipe.stack.preflight import check_port_free
+from musicpipe.stack.probe import Probe, probe_http
 from musicpipe.stack.safety import LOCALSTACK_ACCOUNT_ID, LocalAws
 from musicpipe.stack.settings import StackSettings
 
@@ -177,6 +179,13 @@ class ComposeStack:
         path = "/moto-api/" if self.on_moto else "/_localstack/health"
         return http_ok(self.settings.aws_endpoint + path)
 
+    def aws_probe(self) -> Probe:
+        path = "/moto-api/" if self.on_moto else "/_localstack/health"
+        return probe_http(self.settings.aws_endpoint + path)
+
+    def aws_alive(self) -> bool:
+        return self.service_states().get("localstack", {}).get("State") == "running"
+
     def aws_ready(self) -> bool:
         """moto has no init hooks (its bootstrap is a one-shot container the emulator waits
         for); LocalStack is ready once its hook has succeeded."""
@@ -209,7 +218,12 @@ class ComposeStack:
         )
 
     # -- up ------------------------------------------------------------------------------
-    def up(self, fresh: bool = False, timeout: float = 900.0):
+    def up(
+        self,
+        fresh: bool = False,
+        timeout: float = 900.0,
+        progress: Callable[[str], None] = lambda stage: None,
+    ):
         s = self.settings
         check_manifest_reaches_containers(self.manifest)
         already = self.is_running() and self.aws_healthy()
@@ -225,9 +239,10 @@ class ComposeStack:
             self.compose("down", "--volumes")
         # Builds the two images the first time (pulls a few GB), then starts in dependency
         # order: Compose waits for each health check / one-shot before the services after it.
+        progress("compose up: the first time builds two images and pulls a few GB")
         self.compose("up", "--detach", "--build")
         try:
-            self.wait_ready(timeout)
+            self.wait_ready(timeout, progress)
         except ComposeError as exc:
             raise ComposeError(
                 f"{exc}\nThe containers are left as they are for you to look at; "
@@ -240,7 +255,9 @@ class ComposeStack:
         changes += deploy_job_changes(self, LOCALSTACK_ACCOUNT_ID)
         return UpReport(already, changes, restored, fresh)
 
-    def wait_ready(self, timeout: float) -> None:
+    def wait_ready(
+        self, timeout: float, progress: Callable[[str], None] = lambda stage: None
+    ) -> None:
         """Until LocalStack, the emulator and Airflow answer with the DAG loaded; fails at once
         when a one-shot container failed or a service exited."""
         deadline = time.monotonic() + timeout
@@ -257,13 +274,17 @@ class ComposeStack:
             if time.monotonic() > deadline:
                 raise ComposeError(f"the Compose stack was not ready within {timeout:.0f} s")
 
-        for ready in (self.aws_ready, self.glue_healthy):
+        for stage, ready in (
+            ("AWS: the emulator and its bootstrap", self.aws_ready),
+            ("Glue emulator: in its container", self.glue_healthy),
+        ):
+            progress(stage)
             while not ready():
                 check_alive()
                 time.sleep(2)
         try:
             self.airflow.wait_ready(
-                max(deadline - time.monotonic(), 1), check_alive, self.airflow.logs_hint
+                max(deadline - time.monotonic(), 1), check_alive, self.airflow.logs_hint, progress
             )
         except AirflowError as exc:
             raise ComposeError(str(exc)) from None

@@ -14,9 +14,11 @@ import shutil
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 from musicpipe.bootstrap import bootstrap, drop_test_events
+from musicpipe.glue import spark
 from musicpipe.manifest import Manifest
 from musicpipe.stack import preflight
 from musicpipe.stack.airflow import AirflowServices
@@ -36,6 +38,7 @@ from musicpipe.stack.persistence import (
     restore_snapshot,
     save_snapshot,
 )
+from musicpipe.stack.probe import Probe, probe_http
 from musicpipe.stack.processes import ManagedProcess
 from musicpipe.stack.safety import LOCAL_ACCOUNT_ID, LocalAws, local_environment
 from musicpipe.stack.settings import StackSettings
@@ -67,11 +70,34 @@ class EmbeddedStack:
     def aws_healthy(self) -> bool:
         return http_ok(self.settings.aws_endpoint + HEALTH_PATH)
 
+    def aws_probe(self) -> Probe:
+        return probe_http(self.settings.aws_endpoint + HEALTH_PATH)
+
+    def aws_alive(self) -> bool:
+        return self.moto.is_running()
+
     def glue_healthy(self) -> bool:
         return http_ok(self.settings.glue_endpoint + GLUE_HEALTH_PATH)
 
     # -- up ------------------------------------------------------------------------------
-    def up(self, fresh: bool = False, health_timeout: float = 30.0) -> UpReport:
+    def up(
+        self,
+        fresh: bool = False,
+        timeout: float = 600.0,
+        progress: Callable[[str], None] = lambda stage: None,
+    ) -> UpReport:
+        """Start what is not running and return once a dropped file would be taken: every
+        resource in place, the jobs deployed, Airflow healthy with the DAG unpaused. ``progress``
+        hears each stage as it starts; ``timeout`` bounds the whole start."""
+        deadline = time.monotonic() + timeout
+
+        def left(cap: float) -> float:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise StackError(f"`up` did not finish within {timeout:.0f} s (--timeout)")
+            return min(cap, remaining)
+
+        progress("preflight: Python, Java, free ports")
         preflight.check_python()
         preflight.check_java()
         s = self.settings
@@ -84,31 +110,39 @@ class EmbeddedStack:
                 preflight.check_port_free(s.host, port, what, var)
         if s.airflow and not self.airflow.is_running():
             preflight.check_port_free(s.host, s.airflow_port, "Airflow", "MUSICPIPE_AIRFLOW_PORT")
+        progress(f"AWS: moto server on {s.aws_endpoint}")
         already = self.moto.is_running() and self.aws_healthy()
         if not already:
             self.moto.stop()  # ours but not answering, or a stale PID file
-            self._start_moto(health_timeout)
+            self._start_moto(left(60))
         elif fresh:
             reset = urllib.request.Request(s.aws_endpoint + "/moto-api/reset", method="POST")
             urllib.request.urlopen(reset, timeout=10).close()
+        progress("resources: buckets, tables, queue, S3 notification, log groups")
         changes = bootstrap(self.aws.client, self.manifest)
         drop_test_events(self.aws.client("sqs"), self.manifest, changes)
+        # Fetched here, once, where the user sees it, not silently inside the first glueetl run.
+        progress("S3A jars")
+        spark.ensure_s3a_jars(log=progress)
+        progress(f"Glue emulator: on {s.glue_endpoint}")
         if fresh:
             self.glue.stop()
             shutil.rmtree(self.glue_state_dir, ignore_errors=True)
         if not (self.glue.is_running() and self.glue_healthy()):
             self.glue.stop()
-            self._start_glue(health_timeout)
+            self._start_glue(left(60))
         restored = None
         if not already and not fresh:
             # Restoring streams/ fires S3 events for the files that were still waiting at the
             # last `down` (processed ones are archived): the DAG picks them up again.
+            progress(f"restore: the saved state in {s.snapshot_dir}")
             restored = restore_snapshot(self.aws, self.manifest, s.snapshot_dir)
         # The Glue jobs, from the scripts and library in this checkout (after the restore, so
         # a saved older copy never shadows the current scripts).
+        progress("Glue jobs: scripts and library from this checkout")
         changes += deploy_job_changes(self, LOCAL_ACCOUNT_ID)
         if s.airflow:
-            self.airflow.start()
+            self.airflow.start(left(timeout), progress)
         return UpReport(already, changes, restored, fresh)
 
     def _start_moto(self, health_timeout: float) -> None:

@@ -4,14 +4,24 @@ The pipeline is *idle* when the arrivals queue holds no message, Airflow holds n
 event for the DAG, and no DAG run is queued or running. ``wait_until_idle`` polls that (twice in
 a row, a second apart, so the hand-over from the queue to the triggerer to a new run is never
 mistaken for the end) and returns the runs that started since a given moment.
+
+On a loaded laptop a REST call to Airflow or a call to the local SQS may time out while a Spark
+job runs beside them: such a poll counts as busy, and the wait goes on until its deadline. Only a
+component that is no longer running ends the wait early.
 """
 
 from __future__ import annotations
 
+import http.client
 import time
+import urllib.error
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+
+import botocore.exceptions
+
+from musicpipe.stack.probe import NotRunning, Probe, classify_error
 
 ACTIVE = ("queued", "running")
 
@@ -88,6 +98,20 @@ def is_idle(airflow, sqs, queue_url: str, runs: list[RunView]) -> bool:
     return not any(r.state in ACTIVE for r in runs)
 
 
+def is_busy_error(exc: BaseException) -> bool:
+    """A failed call that says the service is slow or settling, not gone: a timeout, a reset,
+    a 5xx, botocore's connection errors (it has already retried them)."""
+    if isinstance(exc, urllib.error.HTTPError):
+        return exc.code >= 500
+    if isinstance(exc, urllib.error.URLError):
+        return classify_error(exc.reason) is Probe.BUSY
+    if isinstance(exc, botocore.exceptions.ConnectionError | botocore.exceptions.HTTPClientError):
+        return True
+    return isinstance(exc, OSError | http.client.HTTPException) and (
+        classify_error(exc) is Probe.BUSY
+    )
+
+
 def wait_until_idle(
     airflow,
     sqs,
@@ -96,15 +120,30 @@ def wait_until_idle(
     timeout: float,
     on_progress: Callable[[list[RunView]], None] = lambda runs: None,
     poll: float = 1.0,
+    alive: Callable[[], bool] = lambda: True,
+    on_busy: Callable[[str], None] = lambda message: None,
 ) -> list[RunView]:
     """Poll until at least one run started since ``since`` and the pipeline is idle; return
-    those runs (newest first). Raises WaitTimeout naming what was still busy."""
+    those runs (newest first). A poll that times out is a busy poll; ``alive`` false after a
+    failed poll raises NotRunning. Raises WaitTimeout naming what was still busy."""
     deadline = time.monotonic() + timeout
     idle_polls = 0
+    runs: list[RunView] = []
     while True:
-        runs = run_views(airflow, since)
-        on_progress(runs)
-        idle_polls = idle_polls + 1 if runs and is_idle(airflow, sqs, queue_url, runs) else 0
+        try:
+            runs = run_views(airflow, since)
+            on_progress(runs)
+            idle = bool(runs) and is_idle(airflow, sqs, queue_url, runs)
+        except Exception as exc:
+            if not alive():
+                raise NotRunning(
+                    f"Airflow stopped while waiting ({exc}); run `make up` and drop again"
+                ) from None
+            if not is_busy_error(exc):
+                raise
+            on_busy(f"Airflow or the local AWS is busy ({type(exc).__name__}); asking again")
+            idle = False
+        idle_polls = idle_polls + 1 if idle else 0
         if idle_polls >= 2:
             return runs
         if time.monotonic() > deadline:
