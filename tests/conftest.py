@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from contextlib import contextmanager
@@ -50,7 +51,13 @@ def stack_env(tmp_path, monkeypatch) -> dict[str, str]:
     return env
 
 
-def run_cli(*args: str, env: dict[str, str], cwd: Path | None = None, check: bool = False):
+def run_cli(
+    *args: str,
+    env: dict[str, str],
+    cwd: Path | None = None,
+    check: bool = False,
+    timeout: float = 300,
+):
     """Run the real CLI in a child process, as a user would."""
     result = subprocess.run(
         [sys.executable, "-m", "musicpipe.cli", *args],
@@ -58,7 +65,7 @@ def run_cli(*args: str, env: dict[str, str], cwd: Path | None = None, check: boo
         cwd=cwd,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=timeout,
     )
     if check and result.returncode != 0:
         raise AssertionError(
@@ -68,6 +75,26 @@ def run_cli(*args: str, env: dict[str, str], cwd: Path | None = None, check: boo
 
 
 GLUE_MINUTE_SECONDS = 3  # a Glue Timeout "minute" in the session's emulator
+
+
+@contextmanager
+def cpu_load(workers: int | None = None):
+    """Busy loops, one per core by default, to play a loaded laptop; stopped by process group
+    when the block ends, also when it fails."""
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", "while True: pass"],
+            start_new_session=True,
+            stdin=subprocess.DEVNULL,
+        )
+        for _ in range(workers or os.cpu_count() or 2)
+    ]
+    try:
+        yield
+    finally:
+        for proc in procs:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
 
 
 @contextmanager

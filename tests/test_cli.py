@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import time
 from pathlib import Path
 
 import boto3
@@ -47,6 +48,10 @@ def write_csv(path: Path, text: str) -> Path:
 def test_up_status_drop_down_up_keeps_state(cli_env, tmp_path):
     up = run_cli("up", env=cli_env, check=True)
     assert "14 created" in up.stdout  # 12 AWS resources and the 2 Glue jobs
+    # Each stage is named, with its time, as it ends; then the whole start's time.
+    for stage in ("preflight", "AWS", "resources", "S3A jars", "Glue emulator", "Glue jobs"):
+        assert f"✓ {stage} " in up.stdout, up.stdout
+    assert "ready in " in up.stdout
     again = run_cli("up", env=cli_env, check=True)
     assert "already running" in again.stdout
     assert "No changes: all 14 resources already in place." in again.stdout
@@ -145,9 +150,14 @@ def test_bad_drops_upload_nothing_and_say_why(cli_env, tmp_path):
 
 def test_drop_without_a_running_stack(cli_env, tmp_path):
     good = write_csv(tmp_path / "ok.csv", "user_id,track_id,listen_time\n")
-    result = run_cli("drop", str(good), env=cli_env)
-    assert result.returncode == 2
-    assert "not answering" in result.stderr and "make up" in result.stderr
+    for args in (["drop", str(good)], ["wait"], ["kpis"]):
+        started = time.monotonic()
+        result = run_cli(*args, env=cli_env)
+        assert result.returncode == 2, args
+        # Not running is said at once (a busy component would be given time).
+        assert "is not running" in result.stderr and "make up" in result.stderr, args
+        assert time.monotonic() - started < 20, args
+        assert "Traceback" not in result.stderr
 
 
 @pytest.mark.parametrize("port_var", ["MUSICPIPE_AWS_PORT", "MUSICPIPE_GLUE_PORT"])

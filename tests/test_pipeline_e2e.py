@@ -18,7 +18,7 @@ from musicpipe.dag.config import batch_id_for
 from musicpipe.manifest import METRIC_NAMES
 from musicpipe.stack.runs import wait_until_idle
 
-from .conftest import SAMPLES, isolated_env, run_cli, started_stack
+from .conftest import SAMPLES, cpu_load, isolated_env, run_cli, started_stack
 from .pipeline_helpers import (
     assert_rows_accounted,
     assert_same_kpis,
@@ -195,3 +195,18 @@ def test_an_arrival_with_nothing_new_takes_the_skip_path(stack):
     assert run.tasks["write_kpis_to_dynamodb"] == "skipped"
     assert view.kpis() == before
     print(f"skip-path run took {run.duration_s:.1f} s ({time.monotonic() - started:.1f} s wall)")
+
+
+def test_wait_right_after_a_drop_on_a_loaded_machine_succeeds(stack, tmp_path):
+    """`make demo`'s race: `wait` started a second after `drop`, both cores busy, must wait
+    the run out instead of calling a busy Airflow down."""
+    view = View(stack)
+    late = tmp_path / "late_arrival.csv"
+    late.write_bytes((SAMPLES / "edge" / "bom_crlf_iso.csv").read_bytes())
+    with cpu_load():
+        run_cli("drop", str(late), env=stack.env, check=True)
+        time.sleep(1)
+        waited = run_cli("wait", "--timeout", "900", env=stack.env, timeout=1000)
+    assert waited.returncode == 0, waited.stdout + waited.stderr
+    assert "DAG runs since the drop" in waited.stdout
+    assert view.tracker()["streams/late_arrival.csv"]["status"] == "COMPLETED"
