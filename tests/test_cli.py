@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -132,7 +135,7 @@ def test_drop_of_the_sample_set(cli_env):
     # waiting, and `status` still works.
     waited = run_cli("wait", "--timeout", "5", env=cli_env)
     assert waited.returncode == 2
-    assert "Airflow is not answering" in waited.stderr and "musicpipe up" in waited.stderr
+    assert "is not running" in waited.stderr and "make up" in waited.stderr
     assert "last runs of" not in run_cli("status", env=cli_env, check=True).stdout
 
 
@@ -229,3 +232,34 @@ def test_generate_command_writes_deterministic_files(stack_env, tmp_path):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
     bad = run_cli("generate", str(tmp_path / "c"), "--start-date", "1/11/2026", env=stack_env)
     assert bad.returncode == 2 and "--start-date '1/11/2026' is not YYYY-MM-DD" in bad.stderr
+
+
+def test_a_paused_aws_is_busy_not_down(cli_env):
+    """A process that runs but cannot answer (SIGSTOP plays a machine too loaded to schedule
+    it) is waited for within --timeout; past it, the error says busy, not "make up"."""
+    run_cli("up", env=cli_env, check=True)
+    moto = ManagedProcess("moto", Path(cli_env["MUSICPIPE_STATE_DIR"])).pid()
+    os.kill(moto, signal.SIGSTOP)
+    try:
+        status = subprocess.Popen(
+            [sys.executable, "-m", "musicpipe.cli", "status", "--timeout", "90"],
+            env={**cli_env, "COLUMNS": "200"},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        time.sleep(6)
+        os.kill(moto, signal.SIGCONT)
+        out, errors = status.communicate(timeout=120)
+        assert status.returncode == 0, out + errors
+        assert out.count("healthy") == 2, out  # moto answered once resumed: not "stopped"
+
+        os.kill(moto, signal.SIGSTOP)
+        started = time.monotonic()
+        result = run_cli("kpis", "--timeout", "3", env=cli_env)
+        assert result.returncode == 2
+        assert "is running but did not answer within 3 s" in result.stderr, result.stderr
+        assert "make up" not in result.stderr
+        assert time.monotonic() - started < 30
+    finally:
+        os.kill(moto, signal.SIGCONT)

@@ -99,6 +99,11 @@ def _require_airflow(stack: Stack, timeout: float, on_busy=None) -> None:
     """Our own Airflow answers (another program may hold its port)."""
     what = f"Airflow ({stack.airflow.url})"
     if not stack.airflow.is_running():
+        if isinstance(stack, EmbeddedStack) and not stack.settings.airflow:
+            raise NotRunning(
+                f"{what} is not running: this stack runs without it (MUSICPIPE_AIRFLOW=0 or "
+                "[stack] airflow = false); turn it on and run `make up`"
+            )
         raise NotRunning(f"{what} is not running; start it with `make up` (or `musicpipe up`)")
     await_up(
         what,
