@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 CONFIG_ENV = "MUSICPIPE_CONFIG"
 CONFIG_FILE = "musicpipe.toml"
@@ -250,7 +252,7 @@ def _read_config_file(path: Path) -> dict[str, dict[str, object]]:
     return data
 
 
-def config_path(cwd: Path | None = None, environ: dict[str, str] | None = None) -> Path | None:
+def config_path(cwd: Path | None = None, environ: Mapping[str, str] | None = None) -> Path | None:
     """The config file in use: $MUSICPIPE_CONFIG (must exist) or ./musicpipe.toml if present."""
     explicit = (os.environ if environ is None else environ).get(CONFIG_ENV)
     if explicit:
@@ -263,7 +265,7 @@ def config_path(cwd: Path | None = None, environ: dict[str, str] | None = None) 
 
 
 def read_config_section(
-    section: str, cwd: Path | None = None, environ: dict[str, str] | None = None
+    section: str, cwd: Path | None = None, environ: Mapping[str, str] | None = None
 ) -> tuple[dict[str, object], str]:
     """One section of the config file and the file's path ('' when there is no file)."""
     path = config_path(cwd, environ)
@@ -272,10 +274,10 @@ def read_config_section(
     return dict(_read_config_file(path).get(section, {})), str(path)
 
 
-def _coerce_setting(key: str, raw: object, where: str) -> float | int:
+def _coerce_setting(key: str, raw: Any, where: str) -> float | int:
     default = DEFAULT_SETTINGS[key]
     try:
-        value = type(default)(raw)  # type: ignore[call-arg]
+        value = type(default)(raw)
     except (TypeError, ValueError):
         raise ConfigError(
             f"{where}: {key} must be a {type(default).__name__}, got {raw!r}"
@@ -287,7 +289,7 @@ def _coerce_setting(key: str, raw: object, where: str) -> float | int:
     return value
 
 
-def load_manifest(cwd: Path | None = None, environ: dict[str, str] | None = None) -> Manifest:
+def load_manifest(cwd: Path | None = None, environ: Mapping[str, str] | None = None) -> Manifest:
     """Defaults, then the config file, then MUSICPIPE_* environment variables."""
     env = os.environ if environ is None else environ
     names = dict(DEFAULT_NAMES)

@@ -234,7 +234,7 @@ def write_edge_samples(
     the same instant in UTC (fractional seconds kept), for tests of the conversion.
     """
     make = _RowMaker(_KnownIds.load(songs_path, users_path), seed, _EDGE)
-    rows = []
+    rows: list[list[str]] = []
     for i, (written, utc) in enumerate(EDGE_TIMES):
         user, track = make.user(), make.track()
         if i == 1:  # the same event as row 0, in another notation

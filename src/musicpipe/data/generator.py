@@ -676,7 +676,7 @@ def _inject_duplicates(
     n = len(events)
     targets = rng.choice(n, size=n_dup, replace=False)
     n_cross = n_dup // 2 if redeliver is not None and len(redeliver) else 0
-    if n_cross:
+    if n_cross and redeliver is not None:
         events.copy_rows(targets[:n_cross], redeliver, rng.integers(0, len(redeliver), n_cross))
     within = targets[n_cross:]
     originals = np.setdiff1d(np.arange(n), targets, assume_unique=True)

@@ -13,6 +13,7 @@ import csv
 import io
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import reduce
@@ -162,7 +163,7 @@ class EtlJob:
         # column names, and every row knows its file.
         groups: dict[tuple[str, ...], list[FileResult]] = {}
         for f in files:
-            header = transform.read_header(self.s3, a.raw_bucket, f.key)
+            header: Sequence[str] = transform.read_header(self.s3, a.raw_bucket, f.key)
             missing = missing_columns(STREAMS, header)
             if missing:
                 raise ValueError(f"{f.key}: header lacks {', '.join(missing)}")

@@ -59,6 +59,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from decimal import Decimal
+from typing import Any
 
 from boto3.dynamodb.conditions import Key
 from botocore.config import Config
@@ -357,7 +358,7 @@ def write_staged_kpis(
             if key["sk"] not in keep:
                 deletes.append({"DeleteRequest": {"Key": key}})
 
-    retry = {"sleep": sleep, "rng": rng, "max_attempts": max_attempts}
+    retry: dict[str, Any] = {"sleep": sleep, "rng": rng, "max_attempts": max_attempts}
     written = batch_write(dynamodb_resource, kpi_table, puts, **retry)
     deleted = batch_write(dynamodb_resource, kpi_table, deletes, **retry)
 
