@@ -1,8 +1,8 @@
 """The resource manifest: the one place that names every AWS resource of the pipeline.
 
-Defaults are those of SPEC.md §7. Overrides come from a TOML file (``musicpipe.toml`` in the
-working directory, or the path in ``MUSICPIPE_CONFIG``), section ``[names]`` and
-``[settings]``, and then from the environment (``MUSICPIPE_<KEY>``, e.g.
+Defaults are those of docs/data-contract.md §7. Overrides come from a TOML file
+(``musicpipe.toml`` in the working directory, or the path in ``MUSICPIPE_CONFIG``), section
+``[names]`` and ``[settings]``, and then from the environment (``MUSICPIPE_<KEY>``, e.g.
 ``MUSICPIPE_RAW_BUCKET``), which wins. Bootstrap, the LocalStack hook, the DAG's defaults and
 promotion all read this module, so it depends on the standard library only.
 """
@@ -20,12 +20,12 @@ CONFIG_ENV = "MUSICPIPE_CONFIG"
 CONFIG_FILE = "musicpipe.toml"
 ENV_PREFIX = "MUSICPIPE_"
 
-# Every name a user may override, with its default (SPEC.md §7).
+# Every name a user may override, with its default (docs/data-contract.md §7).
 DEFAULT_NAMES: dict[str, str] = {
     "raw_bucket": "rds.data",
     "processed_bucket": "trial.data",
     "quarantine_bucket": "warehouse.bucket",
-    # Holds job scripts and the --extra-py-files package; not in SPEC §7, needed by Glue.
+    # Holds job scripts and the --extra-py-files package that the Glue jobs need.
     "artifacts_bucket": "musicpipe.artifacts",
     "kpi_table": "kpi.table",
     "tracker_table": "kpi.table_file_tracker",

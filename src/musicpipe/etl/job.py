@@ -1,4 +1,4 @@
-"""The ETL job's steps in order (SPEC.md §3), with the file tracker around them.
+"""The ETL job's steps in order (docs/data-contract.md §3), with the file tracker around them.
 
 claim files → load references and the batch → check rows, quarantine rejected ones →
 replace the files' stored events → KPIs of every touched date from all its events →

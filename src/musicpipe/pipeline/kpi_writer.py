@@ -1,6 +1,7 @@
-"""The ``write_kpis_to_dynamodb`` step (SPEC.md §5): staged KPI items → the KPI table.
+"""The ``write_kpis_to_dynamodb`` step (docs/data-contract.md §6.1; the items of §5): staged KPI
+items → the KPI table.
 
-Staging layout (written by the ETL, SPEC.md §3.7)::
+Staging layout (written by the ETL, docs/data-contract.md §3.7)::
 
     s3://<processed>/kpis/staging/<batch_id>/manifest.json
         {"batch_id": str, "dates": ["YYYY-MM-DD", ...], "files": [{"file_key", "etag"}, ...],

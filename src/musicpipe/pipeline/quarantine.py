@@ -1,4 +1,4 @@
-"""Moving a FAILED file whole to the quarantine bucket (SPEC.md §2).
+"""Moving a FAILED file whole to the quarantine bucket (docs/data-contract.md §2.3).
 
 ``s3://<raw>/<key>`` goes to ``s3://<quarantine>/quarantine/files/<batch_id>/<key>``, and next to
 it ``<key>.reason.json`` (the original key plus ``.reason.json``, e.g.
