@@ -2,7 +2,8 @@
 
 Used by tests/test_glue_airflow.py through `dag.test()`: one Spark job that must succeed and
 one Python shell job that must fail with its own error message (deferrable, so the message
-reaches the exception; the pipeline's own DAG waits synchronously instead). Job names and scripts come from the environment the test sets.
+reaches the exception; the pipeline's own DAG waits synchronously instead). Job names and
+scripts come from the environment the test sets.
 """
 
 import json
