@@ -28,7 +28,7 @@ help:
 	@echo "make promote   plan for a real AWS account: ACCOUNT=<12 digits> (APPLY=1 applies;"
 	@echo "               PROFILE=name, MWAA=environment, UPDATE_ENV=1)"
 	@echo "make test      run the test suite"
-	@echo "make lint      ruff check + format check"
+	@echo "make lint      ruff check + format check, mypy (type check of src/)"
 	@echo "make bench     benchmarks: print figures, write bench-results/*.json"
 
 $(STAMP): requirements.lock pyproject.toml
@@ -75,6 +75,7 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check src tests airflow bench
 	$(BIN)/ruff format --check src tests airflow bench
+	$(BIN)/mypy
 
 bench: $(STAMP)
 	cd bench && ../$(BIN)/python glue_overhead.py

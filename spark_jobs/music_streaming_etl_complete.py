@@ -1,4 +1,4 @@
-"""Glue 5.1 PySpark job `music_streaming_etl_complete` (SPEC.md §3).
+"""Glue 5.1 PySpark job `music_streaming_etl_complete` (docs/data-contract.md §3).
 
 Cleans, checks, joins and deduplicates the batch's stream files, stores enriched events as
 Parquet, computes the KPIs of every date the batch touched and stages them for the DAG's

@@ -1,4 +1,4 @@
-"""Glue Python shell job ``music_streaming_validation`` (SPEC.md §2).
+"""Glue Python shell job ``music_streaming_validation`` (docs/data-contract.md §2).
 
 Arguments (the manifest's DefaultArguments supply all but ``--batch_id``):
   --batch_id                     the run's batch id (one path segment)

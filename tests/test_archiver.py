@@ -1,4 +1,4 @@
-"""The archive_processed_files step against a real moto server (SPEC.md §6)."""
+"""The archive_processed_files step against a real moto server (docs/data-contract.md §6.2)."""
 
 from __future__ import annotations
 

@@ -110,6 +110,6 @@ def test_nothing_to_validate_is_the_skip_path():
 
 
 def test_branch_targets_are_not_spec_task_names():
-    # The SPEC names the main path; the two extra ends must not collide with it.
+    # docs/data-contract.md §7 names the main path; the two extra ends must not collide with it.
     assert ETL_TASK in DAG_TASK_IDS
     assert {VALIDATION_FAILED_TASK, NO_NEW_FILES_TASK}.isdisjoint(DAG_TASK_IDS)

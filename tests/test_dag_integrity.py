@@ -1,5 +1,6 @@
-"""The DAG file as Airflow's DagBag sees it: imports cleanly, the tasks and branch of SPEC.md §7,
-no cycles, scheduled by the arrivals asset, and no I/O while it is parsed."""
+"""The DAG file as Airflow's DagBag sees it: imports cleanly, the tasks and branch of
+docs/data-contract.md §7, no cycles, scheduled by the arrivals asset, and no I/O while it is
+parsed."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Crashes in the middle of the pipeline, then a successful run: the SPEC.md §3 invariant holds.
+"""Crashes in the middle of the pipeline, then a successful run: the invariant of
+docs/data-contract.md §3.8 holds.
 
 Each ETL crash test kills the real ETL job's code (tests/etl_crash_runner.py, in a child
 process that dies with os._exit(137) like ``kill -9``) between two of its steps, checks the

@@ -46,7 +46,7 @@ SMALL = dict(songs=300, users=40, stream_files=3, rows_per_file=700, days=2, dup
 
 
 # --------------------------------------------------------------------------------------------
-# Helpers: an independent reading of the contract (SPEC.md §1-2)
+# Helpers: an independent reading of the contract (docs/data-contract.md §1-2)
 # --------------------------------------------------------------------------------------------
 
 
@@ -68,7 +68,7 @@ def parse_listen_time(value: str) -> datetime | None:
 
 
 def reject_reason(user_id: str, track_id: str, listen_time: str, tracks, users) -> str | None:
-    """SPEC §2 row rules; a row gets the first rule it breaks, in this order."""
+    """docs/data-contract.md §2 row rules; a row gets the first rule it breaks, in this order."""
     if not user_id or not track_id:
         return "missing_key"
     if parse_listen_time(listen_time) is None:

@@ -1,4 +1,4 @@
-"""The write_kpis_to_dynamodb step against a real moto server (SPEC.md §5)."""
+"""The write_kpis_to_dynamodb step against a real moto server (docs/data-contract.md §5, §6.1)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""SPEC.md §4/§5: the KPI contract (musicpipe.contract.kpis) and the DuckDB oracle.
+"""docs/data-contract.md §4/§5: the KPI contract (musicpipe.contract.kpis) and the DuckDB oracle.
 
 Hand-made cases pin the rules (ties, rounding, artist credits, item shapes); generated and
 sample data check that the oracle (SQL) and the contract (Python) agree, and that the data
@@ -68,7 +68,8 @@ def write_csv(path: Path, header, rows, encoding="utf-8", newline="\n") -> Path:
 
 
 def read_rows(path: Path, kind: str):
-    """Data rows of a CSV as dicts of the contract's required columns (header per SPEC §1)."""
+    """Data rows of a CSV as dicts of the contract's required columns (header per
+    docs/data-contract.md §1)."""
     with open(path, encoding="utf-8-sig", newline="") as f:
         reader = csv.reader(f)
         positions = column_positions(kind, next(reader))

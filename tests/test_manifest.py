@@ -1,4 +1,5 @@
-"""The manifest names every resource of SPEC.md §7, with overrides from file and environment."""
+"""The manifest names every resource of docs/data-contract.md §7, with overrides from file and
+environment."""
 
 from __future__ import annotations
 

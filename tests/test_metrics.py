@@ -1,4 +1,5 @@
-"""Pipeline metrics land in (moto) CloudWatch with the Pipeline dimension (SPEC.md §6)."""
+"""Pipeline metrics land in (moto) CloudWatch with the Pipeline dimension
+(docs/data-contract.md §6.3)."""
 
 from __future__ import annotations
 

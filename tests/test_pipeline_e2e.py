@@ -132,7 +132,7 @@ def test_dropped_files_become_kpis_without_a_manual_trigger(stack):
         report = view.json(PROCESSED, f"validation_reports/{batch_id_for(run.run_id)}/report.json")
         assert report["overall_status"] == "PASSED"
 
-    # CloudWatch metrics of SPEC §6.
+    # CloudWatch metrics of docs/data-contract.md §6.3.
     cloudwatch = stack.aws.client("cloudwatch")
     names = {
         m["MetricName"]

@@ -1,4 +1,4 @@
-"""What the Glue Python shell job runs must work on Python 3.9 (DESIGN.md).
+"""What the Glue Python shell job runs must work on Python 3.9 (docs/architecture.md, the promise).
 
 No 3.9 interpreter is at hand, so four static checks stand in for one:
 - vermin, targeting 3.9, finds no newer syntax, module, function or keyword argument;

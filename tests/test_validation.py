@@ -1,5 +1,5 @@
-"""The validation rules of SPEC.md §2 as pure functions: every sample file, the threshold
-boundary, awkward headers and encodings, and the batch report."""
+"""The validation rules of docs/data-contract.md §2 as pure functions: every sample file, the
+threshold boundary, awkward headers and encodings, and the batch report."""
 
 from __future__ import annotations
 

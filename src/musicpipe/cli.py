@@ -68,7 +68,10 @@ def _context() -> tuple[StackSettings, Manifest]:
 
 
 Stack = EmbeddedStack | ComposeStack
-STACKS = {choice.EMBEDDED: EmbeddedStack, choice.COMPOSE: ComposeStack}
+STACKS: dict[str, type[EmbeddedStack] | type[ComposeStack]] = {
+    choice.EMBEDDED: EmbeddedStack,
+    choice.COMPOSE: ComposeStack,
+}
 
 
 def _stack() -> Stack:

@@ -1,7 +1,7 @@
 """Uploading CSV files to the raw bucket, each under the prefix its columns call for.
 
-The kind of a file (streams, songs, users) comes from its header (SPEC.md §1) or from an
-explicit ``--kind``. Every file is checked before anything is uploaded, so a bad argument
+The kind of a file (streams, songs, users) comes from its header (docs/data-contract.md §1) or
+from an explicit ``--kind``. Every file is checked before anything is uploaded, so a bad argument
 uploads nothing. Reference files go first: a stream file's arrival starts a DAG run, which
 needs the songs and users snapshots already in place.
 """

@@ -1,7 +1,7 @@
 """KPI items from DynamoDB as rich tables, for `musicpipe kpis` and `make demo`.
 
-Reading is one Query per question (SPEC.md §5): a day is ``pk = DATE#<date>``, a genre over
-time is the ``gsi1`` index. Listing the dates that have KPIs scans keys only.
+Reading is one Query per question (docs/data-contract.md §5): a day is ``pk = DATE#<date>``, a
+genre over time is the ``gsi1`` index. Listing the dates that have KPIs scans keys only.
 """
 
 from __future__ import annotations

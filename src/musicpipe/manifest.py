@@ -1,8 +1,8 @@
 """The resource manifest: the one place that names every AWS resource of the pipeline.
 
-Defaults are those of SPEC.md §7. Overrides come from a TOML file (``musicpipe.toml`` in the
-working directory, or the path in ``MUSICPIPE_CONFIG``), section ``[names]`` and
-``[settings]``, and then from the environment (``MUSICPIPE_<KEY>``, e.g.
+Defaults are those of docs/data-contract.md §7. Overrides come from a TOML file
+(``musicpipe.toml`` in the working directory, or the path in ``MUSICPIPE_CONFIG``), section
+``[names]`` and ``[settings]``, and then from the environment (``MUSICPIPE_<KEY>``, e.g.
 ``MUSICPIPE_RAW_BUCKET``), which wins. Bootstrap, the LocalStack hook, the DAG's defaults and
 promotion all read this module, so it depends on the standard library only.
 """
@@ -11,19 +11,21 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 CONFIG_ENV = "MUSICPIPE_CONFIG"
 CONFIG_FILE = "musicpipe.toml"
 ENV_PREFIX = "MUSICPIPE_"
 
-# Every name a user may override, with its default (SPEC.md §7).
+# Every name a user may override, with its default (docs/data-contract.md §7).
 DEFAULT_NAMES: dict[str, str] = {
     "raw_bucket": "rds.data",
     "processed_bucket": "trial.data",
     "quarantine_bucket": "warehouse.bucket",
-    # Holds job scripts and the --extra-py-files package; not in SPEC §7, needed by Glue.
+    # Holds job scripts and the --extra-py-files package that the Glue jobs need.
     "artifacts_bucket": "musicpipe.artifacts",
     "kpi_table": "kpi.table",
     "tracker_table": "kpi.table_file_tracker",
@@ -250,7 +252,7 @@ def _read_config_file(path: Path) -> dict[str, dict[str, object]]:
     return data
 
 
-def config_path(cwd: Path | None = None, environ: dict[str, str] | None = None) -> Path | None:
+def config_path(cwd: Path | None = None, environ: Mapping[str, str] | None = None) -> Path | None:
     """The config file in use: $MUSICPIPE_CONFIG (must exist) or ./musicpipe.toml if present."""
     explicit = (os.environ if environ is None else environ).get(CONFIG_ENV)
     if explicit:
@@ -263,7 +265,7 @@ def config_path(cwd: Path | None = None, environ: dict[str, str] | None = None) 
 
 
 def read_config_section(
-    section: str, cwd: Path | None = None, environ: dict[str, str] | None = None
+    section: str, cwd: Path | None = None, environ: Mapping[str, str] | None = None
 ) -> tuple[dict[str, object], str]:
     """One section of the config file and the file's path ('' when there is no file)."""
     path = config_path(cwd, environ)
@@ -272,10 +274,10 @@ def read_config_section(
     return dict(_read_config_file(path).get(section, {})), str(path)
 
 
-def _coerce_setting(key: str, raw: object, where: str) -> float | int:
+def _coerce_setting(key: str, raw: Any, where: str) -> float | int:
     default = DEFAULT_SETTINGS[key]
     try:
-        value = type(default)(raw)  # type: ignore[call-arg]
+        value = type(default)(raw)
     except (TypeError, ValueError):
         raise ConfigError(
             f"{where}: {key} must be a {type(default).__name__}, got {raw!r}"
@@ -287,7 +289,7 @@ def _coerce_setting(key: str, raw: object, where: str) -> float | int:
     return value
 
 
-def load_manifest(cwd: Path | None = None, environ: dict[str, str] | None = None) -> Manifest:
+def load_manifest(cwd: Path | None = None, environ: Mapping[str, str] | None = None) -> Manifest:
     """Defaults, then the config file, then MUSICPIPE_* environment variables."""
     env = os.environ if environ is None else environ
     names = dict(DEFAULT_NAMES)

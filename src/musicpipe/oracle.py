@@ -1,4 +1,5 @@
-"""The test oracle: SPEC.md §2 row rules, §3 dedup and §4 KPIs, written again in DuckDB SQL.
+"""The test oracle: docs/data-contract.md §2 row rules, §3 dedup and §4 KPIs, written again in
+DuckDB SQL.
 
 The Spark ETL and ``musicpipe.contract.kpis`` are compared against this module, so it shares
 no logic with them: the row rules, the UTC conversion, the dedup, the ranking and the
@@ -8,7 +9,7 @@ Decimal from the exact integer numerator and denominator that SQL returns.
 
 Record shapes are those documented in ``musicpipe.contract.kpis``, so results compare with ==.
 
-Rules as implemented here (the careful reading of SPEC and ``contract/rules.py``):
+Rules as implemented here (docs/data-contract.md and ``contract/rules.py``):
 
 - CSVs: header required, all columns read as text, RFC 4180 quoting; column names match after
   stripping a BOM, trimming and lower-casing (first occurrence wins); extra columns ignored.
@@ -292,7 +293,7 @@ def _rows(con: duckdb.DuckDBPyConnection, sql: str) -> list[tuple]:
 
 
 def kpis_from_events_table(con: duckdb.DuckDBPyConnection, table_name: str) -> dict[str, dict]:
-    """SPEC §4 KPIs per UTC date from a table of distinct events.
+    """docs/data-contract.md §4 KPIs per UTC date from a table of distinct events.
 
     The table needs user_id, track_id, timestamp (TIMESTAMP, UTC), genre, track_name,
     artists and listen_duration. Duplicate (user_id, track_id, timestamp) rows are an error,
@@ -455,7 +456,8 @@ def _assemble(genre_rows, song_rows, top_genre_rows, hour_rows, artist_rows) -> 
 def kpis_from_files(
     songs_csv: Path, users_csv: Path, stream_csvs: list[Path], listen_duration_s: int = 180
 ) -> dict[str, dict]:
-    """SPEC §4 KPIs per UTC date over the distinct accepted events of all ``stream_csvs``."""
+    """docs/data-contract.md §4 KPIs per UTC date over the distinct accepted events of all
+    ``stream_csvs``."""
     with duckdb.connect() as con:
         _prepare(con, songs_csv, users_csv, stream_csvs)
         _load_events(con, listen_duration_s)

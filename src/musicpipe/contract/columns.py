@@ -1,4 +1,4 @@
-"""Input kinds (SPEC.md §1): their required columns and how a header is matched to them."""
+"""Input kinds (docs/data-contract.md §1): their required columns and how a header matches them."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The KPIs of SPEC.md §4 and their DynamoDB items (§5), defined once.
+"""The KPIs of docs/data-contract.md §4 and their DynamoDB items (§5), defined once.
 
 Everything that decides a KPI's *value* beyond plain counting lives here: half-up rounding,
 ranking and tie-breaks, the top-N cuts, artist splitting, and the record and item shapes. The
@@ -48,7 +48,8 @@ Item = dict[str, Any]
 
 
 def round_half_up(value: Decimal | int | str, places: int) -> Decimal:
-    """``value`` rounded to ``places`` decimals, ties away from zero (SPEC: "half up").
+    """``value`` rounded to ``places`` decimals, ties away from zero ("half up",
+    docs/data-contract.md §4.1).
 
     Floats are refused: a float is already rounded (2.675 is stored as 2.67499...), so
     rounding it again cannot give the exact half-up result. Pass a Decimal or an int.
@@ -269,7 +270,7 @@ def compute_kpis(events: Iterable[dict[str, Any]]) -> dict[str, DayKpis]:
 
 
 # ------------------------------------------------------------------------------------------
-# DynamoDB items (SPEC §5)
+# DynamoDB items (docs/data-contract.md §5)
 # ------------------------------------------------------------------------------------------
 
 

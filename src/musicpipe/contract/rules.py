@@ -1,4 +1,4 @@
-"""Row-level rules of SPEC.md §2, defined once.
+"""Row-level rules of docs/data-contract.md §2, defined once.
 
 A stream row gets the first rule it breaks, in this order: ``missing_key`` (empty user_id or
 track_id), ``bad_listen_time``, ``unknown_track`` (not in songs), ``unknown_user`` (not in

@@ -1,4 +1,4 @@
-"""File-level and row-level validation of SPEC.md §2, as pure functions (no I/O).
+"""File-level and row-level validation of docs/data-contract.md §2, as pure functions (no I/O).
 
 The ``music_streaming_validation`` job reads each object from S3 and hands its body here; tests
 hand bytes. A *source* is any of: ``bytes``; a binary stream with ``read(n)`` (a file opened

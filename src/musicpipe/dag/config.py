@@ -1,12 +1,13 @@
 """The DAG's configuration: one JSON Airflow Variable over the manifest's defaults.
 
 The DAG reads the Airflow Variable ``music_streaming_pipeline`` (a JSON object) once per parse.
-Every key is optional except ``arrivals_queue_url``: names default to SPEC.md §7 (the
+Every key is optional except ``arrivals_queue_url``: names default to docs/data-contract.md §7 (the
 manifest's ``DEFAULT_NAMES``), intervals to what suits AWS. Set it as an environment variable
 (``AIRFLOW_VAR_MUSIC_STREAMING_PIPELINE``, which Airflow reads without touching its database:
 the local stack and MWAA's startup script do this) or in any secrets backend.
 
-Pure: no Airflow import, no I/O. Python 3.9+ (it runs inside MWAA's Python 3.12 too).
+Pure: no Airflow import, no I/O. Python 3.11+, as the manifest it reads needs (``tomllib``):
+the host's 3.11 and MWAA's 3.12.
 """
 
 from __future__ import annotations

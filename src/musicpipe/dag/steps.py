@@ -1,7 +1,8 @@
 """What the DAG's small Python tasks do, as plain functions over boto3 clients.
 
 The DAG file only wires these to Airflow (clients from the connection's hooks, XComs); tests
-call them directly against moto. Python 3.9+.
+call them directly against moto. Python 3.11+ (``datetime.UTC``): the host's 3.11 and MWAA's
+3.12.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from musicpipe.pipeline.archiver import archive_completed_files
 from musicpipe.pipeline.kpi_writer import write_staged_kpis
 from musicpipe.pipeline.metrics import end_to_end_latency_seconds, put_pipeline_metrics
 
-# Task ids of the branch targets (SPEC.md §7 names the main path; these two end a run early).
+# Task ids of the branch targets (docs/data-contract.md §7 names the main path; these two end a
+# run early).
 ETL_TASK = "realtime_etl_processing"
 VALIDATION_FAILED_TASK = "validation_failed"
 NO_NEW_FILES_TASK = "no_new_files"
@@ -57,8 +59,8 @@ def read_report(s3, bucket: str, key: str) -> dict:
 
 
 def decide(report: dict, report_uri: str) -> Decision:
-    """The branch for a validation report (SPEC.md §2): the ETL for the files that passed,
-    the skip path when there was nothing to validate, the failure branch otherwise."""
+    """The branch for a validation report (docs/data-contract.md §6.4): the ETL for the files
+    that passed, the skip path when there was nothing to validate, the failure branch otherwise."""
     streams = [f for f in report.get("files", []) if f.get("kind") == STREAMS]
     passed = [f["key"] for f in streams if f.get("status") == PASSED]
     quarantined = [f["key"] for f in streams if f.get("status") == FAILED]

@@ -1,4 +1,5 @@
-"""Deliberately broken, and valid-but-awkward, stream files for the validation rules (SPEC §2).
+"""Deliberately broken, and valid-but-awkward, stream files for the validation rules
+(docs/data-contract.md §2).
 
 ``write_bad_samples`` writes the files under data_samples/bad/ (each one wrong in exactly one
 documented way, see data_samples/bad/README.md); ``write_edge_samples`` writes
@@ -31,8 +32,8 @@ from musicpipe.data.generator import (
 # bad_timestamps.csv: 140 of 200 listen_time values are garbage, 70 % > the 50 % threshold.
 BAD_TIMESTAMPS_ROWS = 200
 BAD_TIMESTAMPS_GARBAGE = 140
-# Values no accepted format (SPEC §1) parses; every row keeps valid, known ids, so the rule
-# each of these rows breaks first is bad_listen_time.
+# Values no accepted format (docs/data-contract.md §1) parses; every row keeps valid, known ids,
+# so the rule each of these rows breaks first is bad_listen_time.
 GARBAGE_TIMES = (
     "",
     "not-a-time",
@@ -202,7 +203,8 @@ def write_bad_samples(
 # Valid but awkward
 # --------------------------------------------------------------------------------------------
 
-# (listen_time as written, the same instant in UTC). Every accepted notation of SPEC §1.
+# (listen_time as written, the same instant in UTC). Every accepted notation of
+# docs/data-contract.md §1.
 # Rows 0 and 1 are the same instant; the edge file gives them the same user and track, so
 # after conversion to UTC they are one event delivered twice (1 duplicate).
 EDGE_TIMES = (
@@ -234,7 +236,7 @@ def write_edge_samples(
     the same instant in UTC (fractional seconds kept), for tests of the conversion.
     """
     make = _RowMaker(_KnownIds.load(songs_path, users_path), seed, _EDGE)
-    rows = []
+    rows: list[list[str]] = []
     for i, (written, utc) in enumerate(EDGE_TIMES):
         user, track = make.user(), make.track()
         if i == 1:  # the same event as row 0, in another notation

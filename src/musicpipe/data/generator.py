@@ -1,4 +1,4 @@
-"""Seeded generator for songs.csv, users.csv and stream files (SPEC.md §1).
+"""Seeded generator for songs.csv, users.csv and stream files (docs/data-contract.md §1).
 
 Determinism: every random draw comes from ``numpy.random.Generator(PCG64(...))``, with the
 stream keyed by ``(seed, purpose, ...)`` through a ``SeedSequence`` spawn key. Each part of a
@@ -35,7 +35,8 @@ from musicpipe.contract.columns import SONGS, USERS, column_positions, missing_c
 # --------------------------------------------------------------------------------------------
 
 DEFAULT_SEED = 42
-# The real data (SPEC.md §1): 89,741 distinct Kaggle tracks, 50,000 users, 11,346 rows a file.
+# The real data (docs/data-contract.md §1): 89,741 distinct Kaggle tracks, 50,000 users,
+# 11,346 rows a file.
 DEFAULT_SONGS = 89_741
 DEFAULT_USERS = 50_000
 DEFAULT_STREAM_FILES = 3
@@ -676,7 +677,7 @@ def _inject_duplicates(
     n = len(events)
     targets = rng.choice(n, size=n_dup, replace=False)
     n_cross = n_dup // 2 if redeliver is not None and len(redeliver) else 0
-    if n_cross:
+    if n_cross and redeliver is not None:
         events.copy_rows(targets[:n_cross], redeliver, rng.integers(0, len(redeliver), n_cross))
     within = targets[n_cross:]
     originals = np.setdiff1d(np.arange(n), targets, assume_unique=True)

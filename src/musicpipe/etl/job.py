@@ -1,4 +1,4 @@
-"""The ETL job's steps in order (SPEC.md §3), with the file tracker around them.
+"""The ETL job's steps in order (docs/data-contract.md §3), with the file tracker around them.
 
 claim files → load references and the batch → check rows, quarantine rejected ones →
 replace the files' stored events → KPIs of every touched date from all its events →
@@ -13,6 +13,7 @@ import csv
 import io
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import reduce
@@ -162,7 +163,7 @@ class EtlJob:
         # column names, and every row knows its file.
         groups: dict[tuple[str, ...], list[FileResult]] = {}
         for f in files:
-            header = transform.read_header(self.s3, a.raw_bucket, f.key)
+            header: Sequence[str] = transform.read_header(self.s3, a.raw_bucket, f.key)
             missing = missing_columns(STREAMS, header)
             if missing:
                 raise ValueError(f"{f.key}: header lacks {', '.join(missing)}")

@@ -1,6 +1,6 @@
-"""SPEC.md §4 KPIs in Spark: the heavy counting runs distributed, the small results come
-back to the driver, and ``musicpipe.contract.kpis`` ranks, rounds and shapes them, so those
-rules live in one place."""
+"""docs/data-contract.md §4 KPIs in Spark: the heavy counting runs distributed, the small
+results come back to the driver, and ``musicpipe.contract.kpis`` ranks, rounds and shapes them,
+so those rules live in one place."""
 
 from __future__ import annotations
 

@@ -10,6 +10,7 @@ once, so the same event in two files counts once.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 STREAMS_ROOT = "processed/streams/"
 
@@ -28,7 +29,7 @@ def source_name(file_key: str) -> str:
 
 @dataclass
 class EventStore:
-    s3: object
+    s3: Any  # a boto3 S3 client
     bucket: str
 
     def root_url(self) -> str:

@@ -1,4 +1,5 @@
-"""Reading, checking and enriching stream rows (SPEC.md §3.2–§3.5), as Spark DataFrames.
+"""Reading, checking and enriching stream rows (docs/data-contract.md §3.2–§3.5), as Spark
+DataFrames.
 
 Each stream file is read with its own header (files may order their columns differently, and
 Spark's CSV reader takes one header for all the files it reads at once); the checked files

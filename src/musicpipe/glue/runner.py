@@ -183,6 +183,7 @@ class Runner:
     def _update(self, handle: ActiveRun, state: str, **fields) -> dict:
         with self.store.lock:
             run = self.store.get_run(handle.job_name, handle.run_id)
+            assert run is not None  # stored before start() made the handle
             if run["JobRunState"] in model.TERMINAL_STATES:
                 return run
             if not (run["JobRunState"] == model.STOPPING and state == model.RUNNING):
@@ -195,6 +196,7 @@ class Runner:
     def _finish(self, handle: ActiveRun, state: str, error: str | None = None) -> None:
         with self.store.lock:
             run = self.store.get_run(handle.job_name, handle.run_id)
+            assert run is not None  # stored before start() made the handle
             if run["JobRunState"] not in model.TERMINAL_STATES:
                 model.finish(run, state, error)
                 self.store.put_run(run)
@@ -270,7 +272,7 @@ class Runner:
             state, error = self._spawn_and_wait(run, handle, workdir, env, script, out, err)
             return state, error
         finally:
-            if driver is not None:
+            if driver is not None and self.warm is not None:
                 # Only a clean success leaves the JVM fit for the next run.
                 self.warm.give_back(driver, reusable=state == model.SUCCEEDED)
 

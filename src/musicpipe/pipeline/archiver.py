@@ -1,4 +1,5 @@
-"""The ``archive_processed_files`` step (SPEC.md §6): COMPLETED stream files → the archive.
+"""The ``archive_processed_files`` step (docs/data-contract.md §6.2): COMPLETED stream files →
+the archive.
 
 For each tracker item with status ``COMPLETED`` (or each of ``keys``), while the object
 ``s3://<raw>/<file_key>`` still exists with the etag the tracker records:

@@ -1,6 +1,7 @@
-"""The ``write_kpis_to_dynamodb`` step (SPEC.md §5): staged KPI items → the KPI table.
+"""The ``write_kpis_to_dynamodb`` step (docs/data-contract.md §6.1; the items of §5): staged KPI
+items → the KPI table.
 
-Staging layout (written by the ETL, SPEC.md §3.7)::
+Staging layout (written by the ETL, docs/data-contract.md §3.7)::
 
     s3://<processed>/kpis/staging/<batch_id>/manifest.json
         {"batch_id": str, "dates": ["YYYY-MM-DD", ...], "files": [{"file_key", "etag"}, ...],
@@ -59,6 +60,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from decimal import Decimal
+from typing import Any
 
 from boto3.dynamodb.conditions import Key
 from botocore.config import Config
@@ -357,7 +359,7 @@ def write_staged_kpis(
             if key["sk"] not in keep:
                 deletes.append({"DeleteRequest": {"Key": key}})
 
-    retry = {"sleep": sleep, "rng": rng, "max_attempts": max_attempts}
+    retry: dict[str, Any] = {"sleep": sleep, "rng": rng, "max_attempts": max_attempts}
     written = batch_write(dynamodb_resource, kpi_table, puts, **retry)
     deleted = batch_write(dynamodb_resource, kpi_table, deletes, **retry)
 

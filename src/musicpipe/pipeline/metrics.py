@@ -1,4 +1,4 @@
-"""CloudWatch metrics of a pipeline run (SPEC.md §6).
+"""CloudWatch metrics of a pipeline run (docs/data-contract.md §6.3).
 
 Namespace ``MusicStreaming/Pipeline`` (manifest name ``metrics_namespace``), one dimension
 ``Pipeline=<pipeline_name>``. Metric names (:data:`METRIC_NAMES`): ``FilesProcessed``,

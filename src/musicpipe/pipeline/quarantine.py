@@ -1,4 +1,4 @@
-"""Moving a FAILED file whole to the quarantine bucket (SPEC.md §2).
+"""Moving a FAILED file whole to the quarantine bucket (docs/data-contract.md §2.3).
 
 ``s3://<raw>/<key>`` goes to ``s3://<quarantine>/quarantine/files/<batch_id>/<key>``, and next to
 it ``<key>.reason.json`` (the original key plus ``.reason.json``, e.g.
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
+from typing import overload
 
 from botocore.exceptions import ClientError
 
@@ -30,6 +31,10 @@ class QuarantineError(RuntimeError):
     """The file could not be quarantined; the original was left untouched."""
 
 
+@overload
+def plain_etag(etag: str) -> str: ...
+@overload
+def plain_etag(etag: None) -> None: ...
 def plain_etag(etag: str | None) -> str | None:
     """An S3 ETag without its surrounding double quotes (as reports and the tracker keep it)."""
     return etag.strip('"') if etag else etag

@@ -1,4 +1,4 @@
-"""The file tracker (SPEC.md §3.1): one item per stream file in the tracker table.
+"""The file tracker (docs/data-contract.md §3.1, §8): one item per stream file in the tracker table.
 
 Item: ``file_key`` (the raw object key), ``etag``, ``status``, ``batch_id``, ``attempts``,
 row counts (``rows_read``, ``rows_accepted``, ``rows_duplicate``, ``rows_rejected``),

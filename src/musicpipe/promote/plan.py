@@ -12,6 +12,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from botocore.exceptions import ClientError
 
@@ -55,7 +56,7 @@ def _code(exc: ClientError) -> str:
 
 
 def _once(fn: Callable[[], object]) -> Callable[[], None]:
-    done = []
+    done: list[bool] = []
 
     def run() -> None:
         if not done:
@@ -68,7 +69,7 @@ def _once(fn: Callable[[], object]) -> Callable[[], None]:
 class Promotion:
     def __init__(
         self,
-        clients: Callable[[str], object],
+        clients: Callable[[str], Any],
         manifest: Manifest,
         account_id: str,
         mwaa_environment: str | None = None,

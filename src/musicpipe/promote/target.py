@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from typing import Any
 
 import boto3
 from botocore.config import Config
@@ -25,24 +26,25 @@ def check_account_id(account: str) -> str:
 
 def target_clients(
     region: str, profile: str | None = None, endpoint_url: str | None = None
-) -> Callable[[str], object]:
+) -> Callable[[str], Any]:
     """service → client, one per service. ``endpoint_url`` (tests) goes to every client;
     AWS_ENDPOINT_URL_<SERVICE> variables work as boto3 documents them."""
     try:
         session = boto3.Session(profile_name=profile, region_name=region)
     except ProfileNotFound as exc:
         raise PromoteError(f"--profile: {exc}") from None
-    made: dict[str, object] = {}
+    made: dict[str, Any] = {}
 
     def client(service: str):
         if service not in made:
-            made[service] = session.client(service, endpoint_url=endpoint_url, config=CONFIG)
+            # boto3-stubs types client() for literal service names only.
+            made[service] = session.client(service, endpoint_url=endpoint_url, config=CONFIG)  # type: ignore[call-overload]
         return made[service]
 
     return client
 
 
-def require_account(clients: Callable[[str], object], expected: str) -> str:
+def require_account(clients: Callable[[str], Any], expected: str) -> str:
     """The caller's ARN, if STS says the credentials belong to ``expected``; else refuse."""
     try:
         identity = clients("sts").get_caller_identity()

@@ -48,8 +48,9 @@ class AirflowServices(AirflowApi):
         self.processes = {c: ManagedProcess(f"airflow-{c}", settings.state_dir) for c in COMPONENTS}
         self.logs_hint = f"{self.home}/logs (task logs), {settings.logs_dir}/airflow-*.log"
 
+    # AirflowApi declares url and dag_id as plain attributes; here they are read-only views.
     @property
-    def url(self) -> str:
+    def url(self) -> str:  # type: ignore[override]
         return self.settings.airflow_endpoint
 
     @property
@@ -57,7 +58,7 @@ class AirflowServices(AirflowApi):
         return self.home / "passwords.json"
 
     @property
-    def dag_id(self) -> str:
+    def dag_id(self) -> str:  # type: ignore[override]
         return self.manifest.dag_id
 
     def login(self) -> tuple[str, str]:

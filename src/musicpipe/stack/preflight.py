@@ -8,6 +8,7 @@ import shutil
 import socket
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 MIN_PYTHON = (3, 11)
@@ -36,7 +37,7 @@ def parse_java_major(version_output: str) -> int | None:
     return int(match.group(2) or 0) if major == 1 else major
 
 
-def java_executable(environ: dict[str, str] | None = None) -> str | None:
+def java_executable(environ: Mapping[str, str] | None = None) -> str | None:
     env = os.environ if environ is None else environ
     java_home = env.get("JAVA_HOME")
     if java_home:

@@ -127,4 +127,5 @@ class LocalAws:
 
     def client(self, service: str, endpoint: str | None = None):
         url = require_loopback(endpoint) if endpoint else self.endpoint
-        return self.session.client(service, endpoint_url=url, config=self.config)
+        # boto3-stubs types client() for literal service names only.
+        return self.session.client(service, endpoint_url=url, config=self.config)  # type: ignore[call-overload]

@@ -7,8 +7,10 @@ Read from the ``[stack]`` section of the config file and ``MUSICPIPE_*`` environ
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from musicpipe.manifest import ConfigError, read_config_section
 
@@ -64,7 +66,9 @@ class StackSettings:
         return self.state_dir / "snapshot"
 
 
-def load_settings(cwd: Path | None = None, environ: dict[str, str] | None = None) -> StackSettings:
+def load_settings(
+    cwd: Path | None = None, environ: Mapping[str, str] | None = None
+) -> StackSettings:
     env = os.environ if environ is None else environ
     section, path = read_config_section("stack", cwd, env)
     unknown = set(section) - set(DEFAULTS)
@@ -72,7 +76,7 @@ def load_settings(cwd: Path | None = None, environ: dict[str, str] | None = None
         raise ConfigError(
             f"{path} [stack]: unknown key(s) {sorted(unknown)}; known keys: {', '.join(DEFAULTS)}"
         )
-    values = {**DEFAULTS, **section}
+    values: dict[str, Any] = {**DEFAULTS, **section}
     for key in DEFAULTS:
         env_value = env.get(f"MUSICPIPE_{key.upper()}")
         if env_value is not None:
