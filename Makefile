@@ -28,7 +28,7 @@ help:
 	@echo "make promote   plan for a real AWS account: ACCOUNT=<12 digits> (APPLY=1 applies;"
 	@echo "               PROFILE=name, MWAA=environment, UPDATE_ENV=1)"
 	@echo "make test      run the test suite"
-	@echo "make lint      ruff check + format check, mypy (type check of src/)"
+	@echo "make lint      ruff check + format check, mypy (type check of src/), actionlint"
 	@echo "make bench     benchmarks: print figures, write bench-results/*.json"
 
 $(STAMP): requirements.lock pyproject.toml
@@ -72,10 +72,13 @@ promote: $(STAMP)
 test: $(STAMP)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
+# actionlint is built from its Go module the first time (tools/actionlint.sh); ACTIONLINT= skips it.
+ACTIONLINT ?= tools/actionlint.sh
 lint: $(STAMP)
 	$(BIN)/ruff check src tests airflow bench
 	$(BIN)/ruff format --check src tests airflow bench
 	$(BIN)/mypy
+	$(if $(ACTIONLINT),$(ACTIONLINT) .github/workflows/*.yml)
 
 bench: $(STAMP)
 	cd bench && ../$(BIN)/python glue_overhead.py

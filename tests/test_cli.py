@@ -14,7 +14,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from musicpipe.stack.processes import ManagedProcess
+from musicpipe.stack.processes import ManagedProcess, is_alive
 
 from .conftest import SAMPLES, run_cli
 
@@ -81,9 +81,7 @@ def test_up_status_drop_down_up_keeps_state(cli_env, tmp_path):
     down = run_cli("down", env=cli_env, check=True)
     # The 2 dropped files and the Glue artifacts (2 scripts, the library zip).
     assert "saved 5 S3 objects" in down.stdout
-    assert (
-        not Path(f"/proc/{moto_pid}").exists() or "Z" in Path(f"/proc/{moto_pid}/stat").read_text()
-    )
+    assert not is_alive(moto_pid)
     with socket.socket() as sock:
         assert sock.connect_ex(("127.0.0.1", int(cli_env["MUSICPIPE_AWS_PORT"]))) != 0
     assert (
@@ -117,6 +115,71 @@ def test_dynamodb_items_survive_a_restart(cli_env):
     assert got == item
 
 
+def test_json_output_and_exit_codes(cli_env, tmp_path):
+    run_cli("up", env=cli_env, check=True)
+    status = run_cli("status", "--json", env=cli_env, check=True)
+    doc = json.loads(status.stdout)
+    assert doc["stack"] == "embedded"
+    assert {s["name"]: s["state"] for s in doc["services"]} == {
+        "aws (moto)": "healthy",
+        "glue (emulator)": "healthy",
+    }
+    assert {r["name"] for r in doc["resources"]} >= {"rds.data", "kpi.table"}
+    assert all(r["state"] == "unchanged" for r in doc["resources"])
+    assert doc["runs"] is None  # no Airflow on this stack
+
+    ddb = client(cli_env, "dynamodb")
+    for hour, plays in ((7, 2), (8, 5)):
+        ddb.put_item(
+            TableName="kpi.table",
+            Item={
+                "pk": {"S": "DATE#2026-11-01"},
+                "sk": {"S": f"HOUR#{hour:02d}"},
+                "date": {"S": "2026-11-01"},
+                "hour": {"N": str(hour)},
+                "plays": {"N": str(plays)},
+                "track_diversity_index": {"N": "0.5"},
+            },
+        )
+    kpis = json.loads(run_cli("kpis", "--json", env=cli_env, check=True).stdout)
+    assert kpis["date"] == "2026-11-01" and kpis["dates"] == ["2026-11-01"]
+    hours = {i["sk"]: i for i in kpis["items"]}
+    assert hours["HOUR#08"]["plays"] == 5 and hours["HOUR#07"]["track_diversity_index"] == 0.5
+
+    assert run_cli("kpis", "--date", "2026-13-01", env=cli_env).returncode == 2  # usage
+    assert run_cli("kpis", "--date", "2026-11-05", env=cli_env).returncode == 1  # no KPIs
+    bad_kind = run_cli("drop", str(SAMPLES / "users.csv"), "--kind", "videos", env=cli_env)
+    assert bad_kind.returncode == 2 and "streams" in bad_kind.stderr  # --help lists choices
+
+    ddb.delete_table(TableName="kpi.table")
+    missing = run_cli("kpis", env=cli_env)
+    assert missing.returncode == 1
+    assert "table kpi.table not found: run `make up` to create it" in missing.stderr
+    assert "Traceback" not in missing.stderr
+
+    run_cli("down", "--no-save", env=cli_env, check=True)
+    stopped = run_cli("status", "--json", env=cli_env)
+    assert stopped.returncode == 1
+    assert {s["state"] for s in json.loads(stopped.stdout)["services"]} == {"stopped"}
+
+
+def test_aws_errors_become_one_line_with_what_to_do():
+    from botocore.exceptions import ClientError, EndpointConnectionError
+
+    from musicpipe.cli import aws_error_message
+
+    gone = EndpointConnectionError(endpoint_url="http://127.0.0.1:4566/")
+    assert aws_error_message(gone) == (
+        "the stack is not running (nothing answers at http://127.0.0.1:4566/): make up"
+    )
+    no_bucket = ClientError(
+        {"Error": {"Code": "NoSuchBucket", "Message": "The bucket does not exist"}},
+        "ListObjectsV2",
+    )
+    assert aws_error_message(no_bucket).startswith("ListObjectsV2: NoSuchBucket: The bucket")
+    assert "run `make up` to create it" in aws_error_message(no_bucket)
+
+
 def test_drop_of_the_sample_set(cli_env):
     run_cli("up", env=cli_env, check=True)
     run_cli(
@@ -134,7 +197,7 @@ def test_drop_of_the_sample_set(cli_env):
     # This stack runs without Airflow (MUSICPIPE_AIRFLOW=false): `wait` says so instead of
     # waiting, and `status` still works.
     waited = run_cli("wait", "--timeout", "5", env=cli_env)
-    assert waited.returncode == 2
+    assert waited.returncode == 1
     assert "is not running" in waited.stderr and "make up" in waited.stderr
     assert "last runs of" not in run_cli("status", env=cli_env, check=True).stdout
 
@@ -156,7 +219,7 @@ def test_drop_without_a_running_stack(cli_env, tmp_path):
     for args in (["drop", str(good)], ["wait"], ["kpis"]):
         started = time.monotonic()
         result = run_cli(*args, env=cli_env)
-        assert result.returncode == 2, args
+        assert result.returncode == 1, args  # a runtime failure, not a usage error
         # Not running is said at once (a busy component would be given time).
         assert "is not running" in result.stderr and "make up" in result.stderr, args
         assert time.monotonic() - started < 20, args
@@ -169,8 +232,10 @@ def test_port_taken_by_another_process(cli_env, port_var):
         sock.bind(("127.0.0.1", int(cli_env[port_var])))
         sock.listen()
         result = run_cli("up", env=cli_env)
-    assert result.returncode == 2
+    assert result.returncode == 1
     assert f"port {cli_env[port_var]} on 127.0.0.1 is already in use" in result.stderr
+    # The holder is named (here: this test's own process).
+    assert f"by PID {os.getpid()}" in result.stderr, result.stderr
     assert port_var in result.stderr
     # Nothing was left half started.
     state = Path(cli_env["MUSICPIPE_STATE_DIR"])
@@ -180,7 +245,7 @@ def test_port_taken_by_another_process(cli_env, port_var):
 def test_java_missing(cli_env, tmp_path):
     env = {**cli_env, "JAVA_HOME": str(tmp_path / "no-jdk")}
     result = run_cli("up", env=env)
-    assert result.returncode == 2
+    assert result.returncode == 1
     assert "Java not found" in result.stderr and "Java 17" in result.stderr
     assert not ManagedProcess("moto", Path(cli_env["MUSICPIPE_STATE_DIR"])).is_running()
 
@@ -257,7 +322,7 @@ def test_a_paused_aws_is_busy_not_down(cli_env):
         os.kill(moto, signal.SIGSTOP)
         started = time.monotonic()
         result = run_cli("kpis", "--timeout", "3", env=cli_env)
-        assert result.returncode == 2
+        assert result.returncode == 1
         assert "is running but did not answer within 3 s" in result.stderr, result.stderr
         assert "make up" not in result.stderr
         assert time.monotonic() - started < 30

@@ -15,6 +15,7 @@ import pytest
 
 from musicpipe.bootstrap import bootstrap
 from musicpipe.manifest import load_manifest
+from musicpipe.stack.processes import is_alive
 
 from .conftest import GLUE_MINUTE_SECONDS, SAMPLES, run_cli
 from .contract import ContractRecorder
@@ -302,7 +303,14 @@ def test_logs_command_prints_a_runs_logs(env, local_stack):
     only_errors = run_cli("logs", name, "--stream", "error", env=cli_env, check=True).stdout
     assert "about to fail" not in only_errors and "Traceback" in only_errors
     missing = run_cli("logs", "no-such-job", env=cli_env)
-    assert missing.returncode == 2 and "no Glue job named 'no-such-job'" in missing.stderr
+    assert missing.returncode == 1 and "no Glue job named 'no-such-job'" in missing.stderr
+    as_json = json.loads(run_cli("logs", name, "--json", env=cli_env, check=True).stdout)
+    assert as_json["job"] == name and as_json["run_id"] == run["Id"]
+    assert as_json["state"] == "FAILED" and "bad input row 42" in as_json["error"]
+    lines = [line for section in as_json["sections"] for line in section["lines"]]
+    assert any("about to fail" in line for line in lines)
+    bad = run_cli("logs", name, "--stream", "stdout", env=cli_env)
+    assert bad.returncode == 2 and "output" in bad.stderr and "error" in bad.stderr  # choices
 
 
 def test_spark_job_reads_csv_from_s3_and_writes_parquet(env, tmp_path):
@@ -371,7 +379,7 @@ def test_jobs_and_runs_survive_a_restart_and_runs_in_flight_end_honestly(env, lo
     pid = _pid_from_log(aws, in_flight)
 
     assert local_stack.glue.stop(timeout=30)
-    assert not os.path.exists(f"/proc/{pid}"), "the run's process outlived the emulator"
+    assert not is_alive(pid), "the run's process outlived the emulator"
     local_stack.up()  # moto is still up; this starts the Glue emulator again
     assert local_stack.glue_healthy()
 
@@ -402,9 +410,9 @@ def test_a_run_cut_off_by_a_crash_is_failed_with_the_reason(env, local_stack):
     assert run["JobRunState"] == "FAILED"
     assert "restarted while this run was in progress" in run["ErrorMessage"]
     deadline = time.monotonic() + 10
-    while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
+    while is_alive(pid) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert not os.path.exists(f"/proc/{pid}"), "the orphaned run was not cleaned up"
+    assert not is_alive(pid), "the orphaned run was not cleaned up"
 
 
 REPORTS_JVM = """\

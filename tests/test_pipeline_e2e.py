@@ -206,7 +206,10 @@ def test_wait_right_after_a_drop_on_a_loaded_machine_succeeds(stack, tmp_path):
     with cpu_load():
         run_cli("drop", str(late), env=stack.env, check=True)
         time.sleep(1)
-        waited = run_cli("wait", "--timeout", "900", env=stack.env, timeout=1000)
+        waited = run_cli("wait", "--timeout", "900", "--json", env=stack.env, timeout=1000)
     assert waited.returncode == 0, waited.stdout + waited.stderr
-    assert "DAG runs since the drop" in waited.stdout
+    doc = json.loads(waited.stdout)  # stdout is the JSON alone (the spinner is on stderr)
+    assert doc["failed"] == [] and doc["runs"]
+    assert all(r["state"] == "success" for r in doc["runs"])
+    assert doc["runs"][0]["tasks"]["write_kpis_to_dynamodb"] == "success"
     assert view.tracker()["streams/late_arrival.csv"]["status"] == "COMPLETED"

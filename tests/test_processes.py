@@ -1,21 +1,37 @@
-"""Stack processes are tracked by PID file and stopped with their whole process group."""
+"""Stack processes are tracked by PID file and creation time, and stopped with everything they
+started: real child processes, through psutil (the same code on Linux and macOS)."""
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import time
+from pathlib import Path
 
-from musicpipe.stack.processes import ManagedProcess
+import psutil
+
+from musicpipe.stack.processes import ManagedProcess, create_time, is_alive
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    with open(f"/proc/{pid}/stat") as fh:
-        return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+def _wait_for_file(path: Path, lines: int = 1, timeout: float = 10) -> list[int]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists():
+            pids = [int(x) for x in path.read_text().split()]
+            if len(pids) >= lines:
+                return pids
+        time.sleep(0.05)
+    raise AssertionError(f"{path} never had {lines} PIDs")
+
+
+def _gone(pid: int, timeout: float = 10) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not is_alive(pid):
+            return True
+        time.sleep(0.05)
+    return False
 
 
 def test_stop_ends_the_whole_process_group(tmp_path):
@@ -25,25 +41,101 @@ def test_stop_ends_the_whole_process_group(tmp_path):
     pid = proc.start(
         ["bash", "-c", f"sleep 300 & echo $! > {child_file}; wait"], env=dict(os.environ)
     )
-    for _ in range(50):
-        if child_file.exists() and child_file.read_text().strip():
-            break
-        time.sleep(0.1)
-    child = int(child_file.read_text())
-    assert proc.is_running() and _alive(child)
+    (child,) = _wait_for_file(child_file)
+    assert proc.is_running() and is_alive(child)
     assert proc.stop(timeout=5)
-    assert not _alive(pid) and not _alive(child)
+    assert not is_alive(pid) and not is_alive(child)
     assert not proc.pid_file.exists()
     assert not proc.stop()  # stopping twice is harmless
+
+
+def test_what_a_killed_leader_left_in_its_group_is_stopped(tmp_path):
+    """A scheduler killed with -9 leaves its workers in its process group; `down` must still
+    end them, although the recorded process is gone."""
+    proc = ManagedProcess("scheduler", tmp_path)
+    workers = tmp_path / "workers.pid"
+    leader = proc.start(
+        # The workers ignore SIGTERM, as Airflow's task workers were seen to.
+        [
+            "bash",
+            "-c",
+            f"for i in 1 2; do (trap '' TERM; exec sleep 300) & echo $! >> {workers}; done; wait",
+        ],
+        env=dict(os.environ),
+    )
+    pids = _wait_for_file(workers, lines=2)
+    os.kill(leader, signal.SIGKILL)
+    assert _gone(leader)
+    assert not proc.is_running()  # the recorded process is dead…
+    assert all(is_alive(p) for p in pids)  # …its workers are not
+    started = time.monotonic()
+    assert proc.stop(timeout=1)
+    assert all(_gone(p) for p in pids), "SIGTERM-ignoring workers outlived stop()"
+    assert time.monotonic() - started < 10
+
+
+def test_a_child_in_a_session_of_its_own_is_stopped_too(tmp_path):
+    """The Glue emulator starts each run in its own session; stop() reaches them as
+    descendants, after the parent's grace period."""
+    proc = ManagedProcess("emulator", tmp_path)
+    run_file = tmp_path / "run.pid"
+    proc.start(
+        ["bash", "-c", f"setsid sleep 300 & echo $! > {run_file}; wait"], env=dict(os.environ)
+    )
+    (run,) = _wait_for_file(run_file)
+    time.sleep(0.2)  # setsid has exec'd sleep in its new session
+    assert os.getpgid(run) != os.getpgid(proc.pid())
+    assert proc.stop(timeout=1)
+    assert _gone(run)
+
+
+def test_a_zombie_is_not_running_and_stop_leaves_none(tmp_path):
+    proc = ManagedProcess("quick", tmp_path)
+    pid = proc.start(["true"], env=dict(os.environ))
+    # `true` exits at once; this test process is its parent and has not reaped it yet.
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+        time.sleep(0.05)
+    assert psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    assert not proc.is_running()
+    assert proc.uptime() is None
+
+    # A service whose own child exited unreaped: stop() ends it, and the zombie goes with it.
+    holder = ManagedProcess("holder", tmp_path)
+    child_file = tmp_path / "child.pid"
+    leader = holder.start(
+        ["bash", "-c", f"sleep 0.1 & echo $! > {child_file}; exec sleep 300"],
+        env=dict(os.environ),
+    )
+    (child,) = _wait_for_file(child_file)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and is_alive(child):
+        time.sleep(0.05)
+    assert not is_alive(child) and psutil.pid_exists(child)  # a zombie of `sleep 300`
+    assert holder.is_running()
+    assert holder.stop(timeout=5)
+    assert _gone(leader)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and psutil.pid_exists(child):
+        time.sleep(0.05)
+    assert not psutil.pid_exists(child), "the zombie was never reaped"
 
 
 def test_a_recycled_pid_is_not_taken_for_ours(tmp_path):
     proc = ManagedProcess("ghost", tmp_path)
     proc.pid_file.parent.mkdir(parents=True)
-    # PID 1 is alive, but it did not start at the recorded time: not our process.
-    proc.pid_file.write_text(json.dumps({"pid": 1, "start_ticks": -1, "started_at": 0}))
+    # PID 1 is alive, but it was not created at the recorded time: not our process.
+    real = create_time(1)
+    assert real is not None
+    proc.pid_file.write_text(json.dumps({"pid": 1, "create_time": real + 10, "started_at": 0}))
     assert proc.pid() is None
     assert not proc.stop()
+    assert is_alive(1)
+    # A record from before creation times (or a broken one) is never ours either.
+    proc.pid_file.write_text(json.dumps({"pid": os.getpid(), "start_ticks": 5}))
+    assert proc.pid() is None and proc.leftovers() == []
+    proc.pid_file.write_text("not json")
+    assert proc.pid() is None
 
 
 def test_log_goes_to_the_state_folder(tmp_path):
@@ -55,3 +147,15 @@ def test_log_goes_to_the_state_folder(tmp_path):
         time.sleep(0.1)
     assert "hello-from-service" in proc.tail()
     assert proc.log_file == tmp_path / "logs" / "echo.log"
+
+
+def test_no_proc_filesystem_in_the_package():
+    """Process control is psutil's: nothing in src/ reads /proc (macOS has none)."""
+    src = Path(__file__).resolve().parents[1] / "src"
+    needle = "/" + "proc"
+    offenders = [
+        str(p.relative_to(src))
+        for p in src.rglob("*.py")
+        if needle + "/" in p.read_text() or f'"{needle}"' in p.read_text()
+    ]
+    assert offenders == []

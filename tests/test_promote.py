@@ -155,11 +155,11 @@ def test_endpoint_url_sends_every_call_there(target, aws):
 
 def test_a_wrong_account_is_refused_before_anything_is_read(target, aws):
     result = cli(target, "apply", "--account", "111111111111")
-    assert result.returncode == 2
+    assert result.returncode == 1
     assert f"belong to account {ACCOUNT}" in result.stderr and "not 111111111111" in result.stderr
     assert aws.client("s3").list_buckets()["Buckets"] == []
     default = cli(target, "--account", "111111111111")  # `promote --account` is a plan
-    assert default.returncode == 2 and "not 111111111111" in default.stderr
+    assert default.returncode == 1 and "not 111111111111" in default.stderr
     bad = cli(target, "plan", "--account", "12345")
     assert bad.returncode == 2 and "--account '12345': an AWS account id is 12 digits" in bad.stderr
 
@@ -174,7 +174,7 @@ def test_a_table_with_other_keys_stops_apply_before_any_change(target, aws):
     plan = cli(target, "plan", "--account", ACCOUNT)
     assert any(MANIFEST.kpi_table in r and REFUSE in r for r in rows(plan.stdout))
     result = cli(target, "apply", "--account", ACCOUNT)
-    assert result.returncode == 2
+    assert result.returncode == 1
     assert "nothing was changed" in result.stderr and "never deletes data" in result.stderr
     assert aws.client("s3").list_buckets()["Buckets"] == []
     items = aws.client("dynamodb").describe_table(TableName=MANIFEST.kpi_table)["Table"]

@@ -91,7 +91,7 @@ def test_up_forced_to_compose_fails_at_once_and_starts_nothing(fake_docker, stac
     fake_docker("none")
     env = {**os.environ, "MUSICPIPE_STACK": "compose"}
     result = run_cli("up", env=env)
-    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.returncode == 1, result.stdout + result.stderr
     assert "no Docker engine answers" in result.stderr
     assert "make up STACK=embedded" in result.stderr
     state = Path(stack_env["MUSICPIPE_STATE_DIR"])
@@ -103,7 +103,7 @@ def test_a_failing_docker_compose_up_is_reported_with_its_error(fake_docker, sta
     fake_docker("compose")
     env = {**os.environ, "MUSICPIPE_STACK": "auto"}
     result = run_cli("up", env=env)
-    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.returncode == 1, result.stdout + result.stderr
     assert "stack: compose" in result.stdout
     # Compose's own output reaches the user, then musicpipe's error naming the command.
     assert "pull access denied" in result.stderr

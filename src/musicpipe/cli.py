@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import json
 import shlex
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, date
+from decimal import Decimal
+from enum import StrEnum
 from pathlib import Path
 
+import botocore.exceptions
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -45,22 +50,82 @@ ACTION_STYLE = {
 }
 
 
+# Exit codes: 0 success; 1 a runtime failure (a failed run, a stack that is down or busy, an
+# AWS error); 2 a usage error (a bad argument, option or configuration), as click uses it.
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+USAGE_ERRORS = (ConfigError, UnsafeEndpointError, DropError)
+RUNTIME_ERRORS = (PreflightError, StackError, AirflowError, choice.StackChoiceError)
+# AWS error codes that mean a resource of the manifest is not there.
+MISSING_CODES = {
+    "ResourceNotFoundException",
+    "NoSuchBucket",
+    "NoSuchKey",
+    "AWS.SimpleQueueService.NonExistentQueue",
+    "QueueDoesNotExist",
+    "EntityNotFoundException",
+}
+
+
+def fail(message: str, code: int = EXIT_FAILURE) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+def aws_error_message(exc: Exception) -> str:
+    """One line for an AWS error a command did not expect, saying what to do."""
+    if isinstance(exc, botocore.exceptions.EndpointConnectionError):
+        where = exc.kwargs.get("endpoint_url")
+        return f"the stack is not running (nothing answers at {where}): make up"
+    if isinstance(exc, botocore.exceptions.ClientError):
+        error = exc.response.get("Error", {})
+        code = error.get("Code", "")
+        text = f"{exc.operation_name}: {code}: {error.get('Message', '')}".strip()
+        if code in MISSING_CODES:
+            return f"{text}; a resource of the pipeline is missing: run `make up` to create it"
+        return text
+    return f"{type(exc).__name__}: {exc}"
+
+
 @contextmanager
 def cli_errors() -> Iterator[None]:
-    """Known failures end with their message and exit code 2, not a traceback."""
+    """Known failures end with one line and their exit code, never a traceback."""
     try:
         yield
-    except (
-        ConfigError,
-        PreflightError,
-        StackError,
-        AirflowError,
-        UnsafeEndpointError,
-        DropError,
-        choice.StackChoiceError,
-    ) as exc:
-        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
-        raise typer.Exit(2) from None
+    except USAGE_ERRORS as exc:
+        raise fail(str(exc), EXIT_USAGE) from None
+    except RUNTIME_ERRORS as exc:
+        raise fail(str(exc)) from None
+    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+        raise fail(aws_error_message(exc)) from None
+
+
+def print_json(value: object) -> None:
+    """Machine-readable output: DynamoDB's Decimals as numbers, datetimes as ISO text."""
+
+    def plain(obj: object) -> object:
+        if isinstance(obj, Decimal):
+            return int(obj) if obj == obj.to_integral_value() else float(obj)
+        if isinstance(obj, dt.date | dt.datetime):
+            return obj.isoformat()
+        raise TypeError(f"not JSON: {type(obj).__name__}")
+
+    print(json.dumps(value, default=plain, indent=2, sort_keys=True))
+
+
+JSON = typer.Option(False, "--json", help="Print JSON (stable keys, see docs/cli.md).")
+
+
+class Kind(StrEnum):
+    streams = "streams"
+    songs = "songs"
+    users = "users"
+
+
+class LogStream(StrEnum):
+    output = "output"
+    error = "error"
+    all = "all"
 
 
 def _context() -> tuple[StackSettings, Manifest]:
@@ -226,22 +291,62 @@ def status(
     timeout: float = typer.Option(
         30, "--timeout", help="Seconds to give a busy component to answer."
     ),
+    as_json: bool = JSON,
 ) -> None:
-    """What runs, where, and which pipeline resources exist."""
+    """What runs, where, and which pipeline resources exist. Exits 1 when a component is
+    down (stopped)."""
+    from musicpipe.stack.runs import is_busy_error, run_views
+
     with cli_errors():
         stack = _stack()
         busy = _settle(stack, timeout)
         st = stack.status()
+        runs, runs_note = None, None
+        # Only our own Airflow: another program may answer on the port.
+        if stack.airflow.is_running() and "Airflow" not in busy:
+            try:
+                runs = run_views(stack.airflow, limit=5)
+            except Exception as exc:
+                if not is_busy_error(exc):
+                    raise
+                runs_note = f"Airflow is busy ({type(exc).__name__}): runs not shown"
+    states = {svc.name: _service_state(svc) for svc in st.services}
+    # Down means stopped; a component that runs but answers slowly is busy, not down.
+    down = [name for name, state in states.items() if state == "stopped"]
+    if as_json:
+        print_json(
+            {
+                "stack": stack.kind,
+                "services": [
+                    {
+                        "name": svc.name,
+                        "state": states[svc.name],
+                        "pid": svc.pid,
+                        "endpoint": svc.endpoint,
+                        "uptime_s": svc.uptime_s,
+                        "log": svc.log,
+                    }
+                    for svc in st.services
+                ],
+                "resources": [
+                    {"kind": r.kind, "name": r.name, "state": r.action, "detail": r.detail}
+                    for r in st.resources
+                ],
+                "snapshot": None if st.snapshot is None else dataclasses.asdict(st.snapshot),
+                "runs": None if runs is None else [_run_dict(r) for r in runs],
+                "airflow_url": stack.airflow.url,
+            }
+        )
+        raise typer.Exit(EXIT_FAILURE if down else 0)
     table = Table(title=f"services ({stack.kind} stack)", title_justify="left")
     for col in ("service", "state", "pid", "endpoint", "uptime", "log"):
-        table.add_column(col)
+        table.add_column(col, overflow="fold")
     for svc in st.services:
-        if svc.healthy:
-            state = "[green]healthy[/]"
-        elif svc.running:
-            state = f"[yellow]running, busy (no answer in {timeout:.0f} s)[/]"
-        else:
-            state = "[red]stopped[/]"
+        state = {
+            "healthy": "[green]healthy[/]",
+            "busy": f"[yellow]running, busy (no answer in {timeout:.0f} s)[/]",
+            "stopped": "[red]stopped[/]",
+        }[states[svc.name]]
         uptime = f"{svc.uptime_s:.0f} s" if svc.uptime_s is not None else "-"
         table.add_row(svc.name, state, str(svc.pid or "-"), svc.endpoint, uptime, svc.log)
     console.print(table)
@@ -257,19 +362,34 @@ def status(
     if st.snapshot is not None:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(st.snapshot.taken_at))
         console.print(f"saved state: {st.snapshot.describe()} (saved {when})")
-    # Only our own Airflow: another program may answer on the port.
-    if stack.airflow.is_running() and "Airflow" not in busy:
-        from musicpipe.stack.runs import is_busy_error, run_views
-
-        try:
-            runs = run_views(stack.airflow, limit=5)
-        except Exception as exc:
-            if not is_busy_error(exc):
-                raise
-            console.print(f"[yellow]Airflow is busy[/] ({type(exc).__name__}): runs not shown")
-        else:
-            console.print(_runs_table(runs, f"last runs of {stack.manifest.dag_id}"))
+    if runs is not None:
+        console.print(_runs_table(runs, f"last runs of {stack.manifest.dag_id}"))
+    if runs_note:
+        console.print(f"[yellow]{runs_note}[/]")
+    if stack.airflow.is_running():
         console.print(f"Airflow UI: {stack.airflow.url}")
+    if down:
+        raise typer.Exit(EXIT_FAILURE)
+
+
+def _service_state(svc) -> str:
+    """healthy, busy (runs but does not answer) or stopped."""
+    if svc.healthy:
+        return "healthy"
+    return "busy" if svc.running else "stopped"
+
+
+def _run_dict(run) -> dict[str, object]:
+    return {
+        "run_id": run.run_id,
+        "state": run.state,
+        "run_type": run.run_type,
+        "started": run.started,
+        "ended": run.ended,
+        "duration_s": run.duration_s,
+        "tasks": run.tasks,
+        "failed_tasks": run.failed_tasks(),
+    }
 
 
 def _settle(stack: Stack, timeout: float) -> set[str]:
@@ -330,14 +450,14 @@ def env() -> None:
 @app.command()
 def drop(
     files: list[Path] = typer.Argument(..., help="CSV files, or folders of CSV files."),
-    kind: str = typer.Option(
-        None, "--kind", help="streams, songs or users (default: told by the header)."
+    kind: Kind = typer.Option(
+        None, "--kind", help="The files' kind (default: told by the header)."
     ),
 ) -> None:
     """Upload CSVs to the raw bucket under the prefix their columns call for."""
     with cli_errors():
         stack = _stack()
-        drops = plan_drops(files, kind)
+        drops = plan_drops(files, kind.value if kind else None)
         _require_running(stack)
         bucket = stack.manifest.raw_bucket
         stack.settings.state_dir.mkdir(parents=True, exist_ok=True)
@@ -359,13 +479,16 @@ def wait(
     since: float = typer.Option(
         None, help="Only runs after this UNIX time (default: the last drop's time)."
     ),
+    as_json: bool = JSON,
 ) -> None:
-    """Wait until the DAG has processed everything that arrived, showing its progress."""
+    """Wait until the DAG has processed everything that arrived, showing its progress. Exits 1
+    when a run failed."""
     from datetime import datetime
 
     from musicpipe.stack.runs import WaitTimeout, wait_until_idle
 
-    with cli_errors(), console.status("waiting for the DAG…") as spinner:
+    # The spinner goes to stderr, so stdout holds only the result (and only JSON with --json).
+    with cli_errors(), err.status("waiting for the DAG…") as spinner:
         stack = _stack()
         deadline = time.monotonic() + timeout
         # Right after `up` (or beside a Spark job) Airflow may take seconds to answer: only a
@@ -388,8 +511,11 @@ def wait(
             )
         except WaitTimeout as exc:
             raise StackError(str(exc)) from None
-    console.print(_runs_table(runs, "DAG runs since the drop"))
     failed = [r for r in runs if r.state == "failed"]
+    if as_json:
+        print_json({"runs": [_run_dict(r) for r in runs], "failed": [r.run_id for r in failed]})
+        raise typer.Exit(EXIT_FAILURE if failed else 0)
+    console.print(_runs_table(runs, "DAG runs since the drop"))
     if failed:
         err.print(
             f"[bold red]{len(failed)} run(s) failed[/]: "
@@ -397,7 +523,7 @@ def wait(
             + f". Task logs: the Airflow UI ({stack.airflow.url}) or "
             f"{stack.airflow.logs_hint}; Glue job logs: `musicpipe logs`."
         )
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_FAILURE)
 
 
 def _run_progress(runs) -> str:
@@ -433,27 +559,31 @@ def kpis(
     timeout: float = typer.Option(
         ANSWER_TIMEOUT, "--timeout", help="Seconds to give a busy local AWS to answer."
     ),
+    as_json: bool = JSON,
 ) -> None:
-    """Print KPIs from the local DynamoDB table as tables."""
+    """Print KPIs from the local DynamoDB table as tables (or the items, with --json)."""
     from musicpipe import kpi_report
     from musicpipe.pipeline.kpi_writer import kpi_items_for_date
 
-    with cli_errors():
+    if day is not None:
+        try:
+            date.fromisoformat(day)
+        except ValueError:
+            raise fail(f"--date {day!r} is not YYYY-MM-DD", EXIT_USAGE) from None
+    with cli_errors(), _table_named(load_manifest().kpi_table):
         stack = _stack()
         _require_running(stack, timeout)
         dynamodb = stack.aws.session.resource(
             "dynamodb", endpoint_url=stack.aws.endpoint, config=stack.aws.config
         )
         table = stack.manifest.kpi_table
-        if day is not None:
-            try:
-                date.fromisoformat(day)
-            except ValueError:
-                raise StackError(f"--date {day!r} is not YYYY-MM-DD") from None
         if genre is not None and day is None:
             items = kpi_report.genre_items(dynamodb, table, genre)
             if not items:
                 raise StackError(f"no KPIs for genre {genre!r} in {table}")
+            if as_json:
+                print_json({"genre": genre, "items": items})
+                return
             console.print(kpi_report.genres_table(items, f"{genre}, by date", by_date=True))
             return
         dates = kpi_report.kpi_dates(dynamodb, table)
@@ -467,32 +597,55 @@ def kpis(
             raise StackError(f"no KPIs for {chosen}; dates with KPIs: {', '.join(dates)}")
         if genre is not None and not any(i.get("genre") == genre for i in items):
             raise StackError(f"no KPIs for genre {genre!r} on {chosen}")
+    if as_json:
+        print_json({"date": chosen, "dates": dates, "items": items})
+        return
     for t in kpi_report.day_tables(items, chosen, genre, limit):
         console.print(t)
     if day is None and len(dates) > 1:
         console.print(f"other dates: {', '.join(d for d in dates if d != chosen)} (--date)")
 
 
+@contextmanager
+def _table_named(table: str) -> Iterator[None]:
+    """A missing table is named, with what to do."""
+    try:
+        yield
+    except botocore.exceptions.ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
+            raise
+        raise StackError(f"table {table} not found: run `make up` to create it") from None
+
+
 @app.command()
 def logs(
     job: str = typer.Argument(None, help="Glue job name (default: the most recent run of any)."),
     run_id: str = typer.Option(None, "--run", help="A run id (default: the job's latest run)."),
-    stream: str = typer.Option("all", "--stream", help="output, error or all."),
+    stream: LogStream = typer.Option(LogStream.all, "--stream", help="Which log group."),
+    as_json: bool = JSON,
 ) -> None:
     """Print a Glue job run's logs from CloudWatch Logs (stream = run id)."""
     from musicpipe.glue.logs import LogsError, read_run_logs
 
-    if stream not in ("output", "error", "all"):
-        err.print(f"[bold red]error:[/] --stream {stream!r}: use output, error or all")
-        raise typer.Exit(2)
     with cli_errors():
         stack = _stack()
         _require_running(stack)
         try:
-            run, sections = read_run_logs(stack, job, run_id, stream)
+            run, sections = read_run_logs(stack, job, run_id, stream.value)
         except LogsError as exc:
             raise StackError(str(exc)) from None
     state = run["JobRunState"]
+    if as_json:
+        print_json(
+            {
+                "job": run["JobName"],
+                "run_id": run["Id"],
+                "state": state,
+                "error": run.get("ErrorMessage"),
+                "sections": [{"title": title, "lines": lines} for title, lines in sections],
+            }
+        )
+        return
     console.print(
         f"[bold]{run['JobName']}[/] run {run['Id']}: {state}"
         + (f" — {escape(run['ErrorMessage'])}" if run.get("ErrorMessage") else "")
@@ -590,11 +743,13 @@ def _plan_summary(steps) -> str:
 
 @contextmanager
 def promote_errors() -> Iterator[None]:
-    from musicpipe.promote.plan import PromoteError
+    from musicpipe.promote.plan import PromoteError, PromoteUsageError
 
     with cli_errors():
         try:
             yield
+        except PromoteUsageError as exc:
+            raise fail(str(exc), EXIT_USAGE) from None
         except PromoteError as exc:
             raise StackError(str(exc)) from None
 

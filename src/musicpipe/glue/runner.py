@@ -24,7 +24,7 @@ from botocore.exceptions import ClientError
 
 from musicpipe.glue import model, spark, warm_spark
 from musicpipe.glue.store import Store
-from musicpipe.stack.processes import start_ticks
+from musicpipe.stack.processes import create_time, same_process
 from musicpipe.stack.safety import DUMMY_ACCESS_KEY, DUMMY_SECRET_KEY, LocalAws, local_environment
 
 STOP_GRACE_SECONDS = 10
@@ -137,7 +137,7 @@ class Runner:
             if run["JobRunState"] in model.ACTIVE_STATES:
                 pgid = run.get("_pgid")
                 # Only if that process is still the one we started (PIDs get recycled).
-                if pgid and start_ticks(pgid) == run.get("_pstart"):
+                if pgid and same_process(pgid, run.get("_pstart")):
                     self._kill_group(pgid, signal.SIGKILL)
                 model.finish(
                     run,
@@ -300,7 +300,7 @@ class Runner:
             errors="replace",
         )
         handle.process = process
-        self._update(handle, model.RUNNING, _pgid=process.pid, _pstart=start_ticks(process.pid))
+        self._update(handle, model.RUNNING, _pgid=process.pid, _pstart=create_time(process.pid))
         if handle.stop_requested:  # a stop that came while we were starting
             threading.Thread(target=self._terminate, args=(process,), daemon=True).start()
         pumps = [

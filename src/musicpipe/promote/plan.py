@@ -42,6 +42,10 @@ class PromoteError(RuntimeError):
     """Promotion cannot go on; the message says what to do."""
 
 
+class PromoteUsageError(PromoteError):
+    """A promote argument is malformed (the CLI's usage error, exit 2)."""
+
+
 @dataclass
 class Step:
     kind: str

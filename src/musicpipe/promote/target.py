@@ -12,7 +12,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, ProfileNotFound
 
-from musicpipe.promote.plan import PromoteError
+from musicpipe.promote.plan import PromoteError, PromoteUsageError
 
 # Standard retries ride out throttling; 5 attempts keep an unreachable endpoint to ~30 s.
 CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=10)
@@ -20,7 +20,7 @@ CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout
 
 def check_account_id(account: str) -> str:
     if not re.fullmatch(r"\d{12}", account or ""):
-        raise PromoteError(f"--account {account!r}: an AWS account id is 12 digits")
+        raise PromoteUsageError(f"--account {account!r}: an AWS account id is 12 digits")
     return account
 
 

@@ -232,7 +232,9 @@ class EmbeddedStack:
             if self.airflow.is_running()
             else dict.fromkeys(self.airflow.processes, False)
         )
-        for name, process in self.airflow.processes.items():
+        # A stack started without Airflow (MUSICPIPE_AIRFLOW=0) lists none, unless some run.
+        shown = self.settings.airflow or self.airflow.is_running()
+        for name, process in self.airflow.processes.items() if shown else ():
             services.append(
                 ServiceStatus(
                     name=f"airflow {name}",

@@ -11,6 +11,8 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+import psutil
+
 MIN_PYTHON = (3, 11)
 MIN_JAVA = 17
 
@@ -82,12 +84,40 @@ def port_in_use(host: str, port: int) -> bool:
         return sock.connect_ex((host, port)) == 0
 
 
+def port_holder(port: int) -> str | None:
+    """Which process listens on ``port``, where the OS lets us see it (macOS: only our own
+    user's processes without root)."""
+    try:
+        conns = psutil.net_connections(kind="tcp")
+    except (psutil.AccessDenied, OSError):
+        return None
+    for conn in conns:
+        if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port:
+            if conn.pid is None:
+                return None
+            try:
+                proc = psutil.Process(conn.pid)
+                return f"PID {conn.pid} ({' '.join(proc.cmdline())[:120]})"
+            except psutil.Error:
+                return f"PID {conn.pid}"
+    return None
+
+
+def port_hint(port: int) -> str:
+    """The command that shows who holds a port, on this OS."""
+    if sys.platform == "darwin":
+        return f"`lsof -nP -iTCP:{port} -sTCP:LISTEN`"
+    return f"`ss -ltnp 'sport = :{port}'`"
+
+
 def check_port_free(host: str, port: int, what: str, env_var: str) -> None:
     if port_in_use(host, port):
+        holder = port_holder(port)
+        who = f"by {holder}" if holder else f"by another process ({port_hint(port)} shows it)"
         raise PreflightError(
-            f"port {port} on {host} is already in use by another process, so {what} cannot "
-            f"start there. Stop that process (`ss -ltnp 'sport = :{port}'` shows it) or choose "
-            f"another port: {env_var}=<port> (or [stack] in musicpipe.toml)."
+            f"port {port} on {host} is already in use {who}, so {what} cannot start there. "
+            f"Stop that process or choose another port: {env_var}=<port> "
+            "(or [stack] in musicpipe.toml)."
         )
 
 

@@ -1,8 +1,15 @@
-"""Background processes of the stack, tracked by PID file and stopped by process group.
+"""Background processes of the stack, tracked by PID file and stopped with everything they
+started.
 
-Each service runs in its own session (``start_new_session``), so stopping it signals the whole
-group: a SIGTERM to a parent alone would orphan its children (Airflow's workers, Spark's JVM).
-The PID file also records the process's start time, so a recycled PID is never mistaken for ours.
+Each service runs in its own session (``start_new_session``), so its process group holds what
+it forks: Airflow's scheduler and its task workers, the Glue emulator and its Spark JVMs. The
+PID file records the process's creation time (psutil's, on Linux and macOS alike), so a recycled
+PID is never mistaken for ours.
+
+Stopping reaches every member: the recorded process and whatever is left in its process group
+get SIGTERM (the group matters when the leader died first: a scheduler killed with ``kill -9``
+leaves its workers running in it); descendants in sessions of their own (a Glue run) are left
+to their parent's own shutdown for the grace period; whatever outlives it gets SIGKILL.
 """
 
 from __future__ import annotations
@@ -15,31 +22,94 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
 
-def start_ticks(pid: int) -> int | None:
-    """The process's start time in clock ticks since boot (field 22 of /proc/PID/stat)."""
+# Creation times are floats of seconds; psutil derives them from clock ticks, so two reads of
+# the same process may differ in the last digits.
+CREATE_TIME_TOLERANCE_S = 0.05
+
+
+def create_time(pid: int) -> float | None:
+    """When the process was created (seconds since the epoch), or None if there is none."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
+        return psutil.Process(pid).create_time()
+    except (psutil.NoSuchProcess, psutil.AccessDenied, ValueError):
         return None
-    # The command name (field 2) may contain spaces; fields after it follow the last ')'.
-    fields = stat[stat.rindex(")") + 2 :].split()
-    return int(fields[19])
 
 
-def _alive(pid: int) -> bool:
+def is_alive(pid: int) -> bool:
+    """The process exists and has not exited (a zombie only waits for its parent to reap it)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except (psutil.NoSuchProcess, ValueError):
         return False
-    except PermissionError:
+    except psutil.AccessDenied:
         return True
-    # A zombie has exited; it only waits for its parent to reap it.
+
+
+def same_process(pid: int, created: float | None) -> bool:
+    """``pid`` is alive and is the process created at ``created`` (not a recycled PID)."""
+    now = create_time(pid)
+    return (
+        created is not None
+        and now is not None
+        and abs(now - created) <= CREATE_TIME_TOLERANCE_S
+        and is_alive(pid)
+    )
+
+
+def group_members(pgid: int, created_after: float) -> list[psutil.Process]:
+    """Live processes of process group ``pgid`` created no earlier than ``created_after`` (a
+    group id outlives its leader, and a later group may reuse the number)."""
+    members = []
+    for proc in psutil.process_iter(["create_time", "status"]):
+        try:
+            if proc.info["status"] == psutil.STATUS_ZOMBIE:
+                continue
+            if proc.info["create_time"] + CREATE_TIME_TOLERANCE_S < created_after:
+                continue
+            if os.getpgid(proc.pid) == pgid:
+                members.append(proc)
+        except (ProcessLookupError, PermissionError, psutil.Error):
+            continue
+    return members
+
+
+def process_tree(pid: int, created: float) -> tuple[list[psutil.Process], list[psutil.Process]]:
+    """The process started as ``pid`` at ``created`` (if it still runs) with what is left of its
+    process group; and apart, their descendants in other groups."""
+    group: dict[int, psutil.Process] = {}
+    if same_process(pid, created):
+        group[pid] = psutil.Process(pid)
+    for member in group_members(pid, created):
+        group.setdefault(member.pid, member)
+    others: dict[int, psutil.Process] = {}
+    for proc in group.values():
+        try:
+            for child in proc.children(recursive=True):
+                if child.pid not in group:
+                    others.setdefault(child.pid, child)
+        except psutil.NoSuchProcess:
+            continue
+    return list(group.values()), list(others.values())
+
+
+def terminate(group: list[psutil.Process], others: list[psutil.Process], timeout: float) -> None:
+    """SIGTERM ``group``, wait up to ``timeout`` s for it and ``others``, SIGKILL what is left
+    and wait for it (reaping those that are our own children)."""
+    for proc in group:
+        _send(proc, signal.SIGTERM)
+    _, alive = psutil.wait_procs(group + others, timeout=timeout)
+    for proc in alive:
+        _send(proc, signal.SIGKILL)
+    psutil.wait_procs(alive, timeout=5)
+
+
+def _send(proc: psutil.Process, sig: int) -> None:
     try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        return state != "Z"
-    except OSError:
-        return True
+        proc.send_signal(sig)
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        pass
 
 
 @dataclass
@@ -59,9 +129,10 @@ class ManagedProcess:
 
     def record(self) -> dict | None:
         try:
-            return json.loads(self.pid_file.read_text())
+            rec = json.loads(self.pid_file.read_text())
         except (OSError, ValueError):
             return None
+        return rec if isinstance(rec, dict) and "pid" in rec else None
 
     def pid(self) -> int | None:
         """The PID if the recorded process is still ours and alive, else None."""
@@ -69,9 +140,7 @@ class ManagedProcess:
         if not rec:
             return None
         pid = int(rec["pid"])
-        if not _alive(pid) or start_ticks(pid) != rec.get("start_ticks"):
-            return None
-        return pid
+        return pid if same_process(pid, rec.get("create_time")) else None
 
     def is_running(self) -> bool:
         return self.pid() is not None
@@ -93,61 +162,32 @@ class ManagedProcess:
             )
         record = {
             "pid": proc.pid,
-            "start_ticks": start_ticks(proc.pid),
+            "create_time": create_time(proc.pid),
             "cmd": cmd,
             "started_at": time.time(),
         }
         self.pid_file.write_text(json.dumps(record))
         return proc.pid
 
+    def leftovers(self) -> list[psutil.Process]:
+        """What still runs of this service: the process, its group, their descendants."""
+        group, others = self._tree()
+        return group + others
+
+    def _tree(self) -> tuple[list[psutil.Process], list[psutil.Process]]:
+        rec = self.record()
+        if not rec or rec.get("create_time") is None:
+            return [], []
+        return process_tree(int(rec["pid"]), float(rec["create_time"]))
+
     def stop(self, timeout: float = 15.0) -> bool:
-        """SIGTERM the process group, wait, then SIGKILL. True if something was stopped."""
-        pid = self.pid()
-        if pid is None:
-            self.pid_file.unlink(missing_ok=True)
-            return False
-        try:
-            pgid = os.getpgid(pid)
-        except ProcessLookupError:
-            pgid = None
-        self._signal(pid, pgid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and self._group_alive(pid, pgid):
-            time.sleep(0.1)
-        if self._group_alive(pid, pgid):
-            self._signal(pid, pgid, signal.SIGKILL)
-            while self._group_alive(pid, pgid) and time.monotonic() < deadline + 5:
-                time.sleep(0.1)
+        """SIGTERM the service and its group, wait, then SIGKILL whatever it started that is
+        still there; also what a dead leader left behind. True if something was stopped."""
+        group, others = self._tree()
+        if group or others:
+            terminate(group, others, timeout)
         self.pid_file.unlink(missing_ok=True)
-        return True
-
-    @staticmethod
-    def _signal(pid: int, pgid: int | None, sig: int) -> None:
-        try:
-            if pgid is not None and pgid == pid:
-                os.killpg(pgid, sig)
-            else:
-                os.kill(pid, sig)
-        except ProcessLookupError:
-            pass
-
-    @staticmethod
-    def _group_alive(pid: int, pgid: int | None) -> bool:
-        if pgid is None or pgid != pid:
-            return _alive(pid)
-        try:
-            os.killpg(pgid, 0)
-        except ProcessLookupError:
-            return False
-        # killpg succeeds while zombies of the group wait to be reaped; check members.
-        for entry in Path("/proc").iterdir():
-            if entry.name.isdigit():
-                try:
-                    if os.getpgid(int(entry.name)) == pgid and _alive(int(entry.name)):
-                        return True
-                except (ProcessLookupError, PermissionError):
-                    continue
-        return False
+        return bool(group or others)
 
     def tail(self, lines: int = 20) -> str:
         try:
