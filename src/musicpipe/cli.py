@@ -125,8 +125,17 @@ def up(
     console.print(f"Glue job emulator on {s.glue_endpoint}")
     console.print(_changes_table(report.changes, "resources"))
     console.print(summarize(report.changes))
+    if report.recovery is not None and not report.recovery.stale:
+        console.print(
+            f"[bold yellow]unclean stop:[/] {what} was not stopped by `down` (killed or "
+            "crashed); bringing back its journal of writes"
+        )
     if report.restored is not None:
-        console.print(f"restored the saved state: {report.restored.describe()}")
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(report.restored.taken_at))
+        console.print(f"restored the saved state: {report.restored.describe()} (saved {when})")
+    if report.recovery is not None:
+        for line in report.recovery.describe():
+            console.print(escape(line), highlight=False)
     elif fresh:
         console.print("started fresh: the saved state was not loaded")
     if isinstance(stack, ComposeStack) or s.airflow:

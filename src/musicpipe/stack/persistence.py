@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,6 +34,8 @@ class SnapshotSummary:
     objects: dict[str, int] = field(default_factory=dict)
     items: dict[str, int] = field(default_factory=dict)
     taken_at: float = 0.0
+    # What a journal names as its base; snapshots from before journals had none.
+    id: str = ""
 
     def describe(self) -> str:
         objects = sum(self.objects.values())
@@ -44,7 +47,7 @@ def save_snapshot(aws: LocalAws, manifest: Manifest, snapshot_dir: Path) -> Snap
     tmp = snapshot_dir.with_name(snapshot_dir.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    summary = SnapshotSummary(taken_at=time.time())
+    summary = SnapshotSummary(taken_at=time.time(), id=uuid.uuid4().hex)
 
     s3 = aws.client("s3")
     for bucket in manifest.buckets.values():
@@ -94,7 +97,12 @@ def save_snapshot(aws: LocalAws, manifest: Manifest, snapshot_dir: Path) -> Snap
 
     (tmp / "meta.json").write_text(
         json.dumps(
-            {"taken_at": summary.taken_at, "objects": summary.objects, "items": summary.items}
+            {
+                "id": summary.id,
+                "taken_at": summary.taken_at,
+                "objects": summary.objects,
+                "items": summary.items,
+            }
         )
     )
     shutil.rmtree(snapshot_dir, ignore_errors=True)
@@ -107,7 +115,12 @@ def read_summary(snapshot_dir: Path) -> SnapshotSummary | None:
         meta = json.loads((snapshot_dir / "meta.json").read_text())
     except (OSError, ValueError):
         return None
-    return SnapshotSummary(objects=meta["objects"], items=meta["items"], taken_at=meta["taken_at"])
+    return SnapshotSummary(
+        objects=meta["objects"],
+        items=meta["items"],
+        taken_at=meta["taken_at"],
+        id=meta.get("id") or repr(meta["taken_at"]),
+    )
 
 
 def restore_snapshot(
@@ -117,7 +130,7 @@ def restore_snapshot(
     saved = read_summary(snapshot_dir)
     if saved is None:
         return None
-    summary = SnapshotSummary(taken_at=saved.taken_at)
+    summary = SnapshotSummary(taken_at=saved.taken_at, id=saved.id)
     s3 = aws.client("s3")
     for bucket in manifest.buckets.values():
         index = snapshot_dir / "s3" / bucket / "index.jsonl"
