@@ -53,7 +53,8 @@ class Recovery:
             last = _when(scan.last_write) if scan.last_write else "-"
             lines.append(
                 f"replayed {rep.applied} of {scan.writes} journaled writes "
-                f"({services or 'none'}; last write {last}) in {rep.seconds:.1f} s"
+                f"({services or 'none'}; {scan.valid_length / 1e6:.1f} MB; last write {last}) "
+                f"in {rep.seconds:.1f} s"
             )
             objects, items = sum(self.objects.values()), sum(self.items.values())
             lines.append(
@@ -74,7 +75,8 @@ class Recovery:
             lines.append(f"MISSING: {self.missing}")
         if self.redelivered:
             lines.append(
-                f"re-delivered the S3 events of {len(self.redelivered)} waiting stream files"
+                f"re-delivered the S3 events of {len(self.redelivered)} waiting stream "
+                f"file{'' if len(self.redelivered) == 1 else 's'}"
             )
         if rep is not None and not rep.failed and not self.missing:
             lines.append("every write moto acknowledged before it stopped is back")
