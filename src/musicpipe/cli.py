@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import time
 from collections.abc import Iterator
@@ -23,6 +24,7 @@ from musicpipe.stack.base import StackError
 from musicpipe.stack.compose import ComposeStack
 from musicpipe.stack.embedded import EmbeddedStack
 from musicpipe.stack.preflight import PreflightError
+from musicpipe.stack.processes import PRIVATE_UMASK
 from musicpipe.stack.safety import CREDENTIAL_VARIABLES, UnsafeEndpointError, local_exports
 from musicpipe.stack.settings import StackSettings, load_settings
 
@@ -33,6 +35,14 @@ app = typer.Typer(
 )
 console = Console()
 err = Console(stderr=True)
+
+
+@app.callback()
+def _private_state() -> None:
+    # What the CLI writes (the state folder, snapshots, PID and log files) is the user's
+    # alone; the services it starts get the same umask (stack/processes.py).
+    os.umask(PRIVATE_UMASK)
+
 
 ACTION_STYLE = {
     CREATED: "green",

@@ -29,7 +29,7 @@ from musicpipe.stack.airflow_api import (
     aws_connection,
     dag_variable,
 )
-from musicpipe.stack.processes import ManagedProcess
+from musicpipe.stack.processes import PRIVATE_UMASK, ManagedProcess
 from musicpipe.stack.safety import LOCAL_ACCOUNT_ID, local_environment
 from musicpipe.stack.settings import StackSettings
 
@@ -120,6 +120,7 @@ class AirflowServices(AirflowApi):
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 timeout=600,
+                umask=PRIVATE_UMASK,  # airflow.db is created here: the user's alone
             )
         if done.returncode != 0:
             raise AirflowError(f"`airflow db migrate` failed; see {log}")

@@ -42,6 +42,7 @@ from musicpipe.stack.base import (
 )
 from musicpipe.stack.persistence import read_summary, restore_snapshot, save_snapshot
 from musicpipe.stack.preflight import check_port_free
+from musicpipe.stack.processes import make_private
 from musicpipe.stack.safety import LOCALSTACK_ACCOUNT_ID, LocalAws
 from musicpipe.stack.settings import StackSettings
 
@@ -212,6 +213,7 @@ class ComposeStack:
     def up(self, fresh: bool = False, timeout: float = 900.0):
         s = self.settings
         check_manifest_reaches_containers(self.manifest)
+        make_private(s.state_dir)
         already = self.is_running() and self.aws_healthy()
         if not already:
             for port, what, var in (

@@ -32,7 +32,7 @@ from musicpipe.stack.base import (
     resource_states,
 )
 from musicpipe.stack.persistence import SnapshotSummary, read_summary, save_snapshot
-from musicpipe.stack.processes import ManagedProcess
+from musicpipe.stack.processes import ManagedProcess, make_private
 from musicpipe.stack.recovery import restore_state, start_journal
 from musicpipe.stack.safety import LOCAL_ACCOUNT_ID, LocalAws, local_environment
 from musicpipe.stack.settings import StackSettings
@@ -72,6 +72,7 @@ class EmbeddedStack:
         preflight.check_python()
         preflight.check_java()
         s = self.settings
+        make_private(s.state_dir)
         # Check every port before starting anything, so a clash leaves nothing half started.
         for process, port, what, var in (
             (self.moto, s.aws_port, "the AWS emulator", "MUSICPIPE_AWS_PORT"),

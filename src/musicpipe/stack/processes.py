@@ -3,6 +3,10 @@
 Each service runs in its own session (``start_new_session``), so stopping it signals the whole
 group: a SIGTERM to a parent alone would orphan its children (Airflow's workers, Spark's JVM).
 The PID file also records the process's start time, so a recycled PID is never mistaken for ours.
+
+The state folder holds Airflow's login and database and every saved object: it is the stack's
+user's alone. Services start with umask 077, so what they and their children (Airflow's
+workers, Spark) create is 600 / 700; ``make_private`` fixes a folder written before that rule.
 """
 
 from __future__ import annotations
@@ -10,10 +14,26 @@ from __future__ import annotations
 import json
 import os
 import signal
+import stat
 import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+PRIVATE_UMASK = 0o077
+
+
+def make_private(folder: Path) -> None:
+    """Create ``folder`` (700) and take group and other bits off everything already in it:
+    state folders from before this rule had 755 folders and 644 files (airflow.db)."""
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for path in (folder, *folder.rglob("*")):
+        try:
+            mode = path.lstat().st_mode
+        except OSError:
+            continue  # gone meanwhile
+        if not stat.S_ISLNK(mode) and mode & 0o077:
+            path.chmod(stat.S_IMODE(mode) & 0o700)
 
 
 def start_ticks(pid: int) -> int | None:
@@ -90,6 +110,7 @@ class ManagedProcess:
                 env=env,
                 cwd=cwd,
                 start_new_session=True,
+                umask=PRIVATE_UMASK,
             )
         record = {
             "pid": proc.pid,
