@@ -138,7 +138,7 @@ def up(
     if report.recovery is not None and not report.recovery.stale:
         console.print(
             f"[bold yellow]unclean stop:[/] {what} was not stopped by `down` (killed or "
-            "crashed); bringing back its journal of writes"
+            "crashed)"
         )
     if report.restored is not None:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(report.restored.taken_at))

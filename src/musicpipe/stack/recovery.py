@@ -31,7 +31,7 @@ from musicpipe.stack.safety import LocalAws
 class Recovery:
     """What ``up`` found and did after the local AWS stopped without ``down``."""
 
-    scan: journal.JournalScan
+    scan: journal.JournalScan | None  # None: a stack without a journal (Compose)
     replay: journal.ReplayResult | None = None
     objects: dict[str, int] = field(default_factory=dict)  # in each bucket, after recovery
     items: dict[str, int] = field(default_factory=dict)  # in each table, after recovery
@@ -48,7 +48,7 @@ class Recovery:
             ]
         lines = []
         scan, rep = self.scan, self.replay
-        if rep is not None:
+        if rep is not None and scan is not None:
             services = ", ".join(f"{n} {s}" for s, n in sorted(scan.by_service.items()))
             last = _when(scan.last_write) if scan.last_write else "-"
             lines.append(
@@ -64,7 +64,7 @@ class Recovery:
                 lines.append(f"NOT restored: {failure}")
             if len(rep.failed) > 5:
                 lines.append(f"NOT restored: {len(rep.failed) - 5} more writes")
-        if scan.torn_bytes:
+        if scan is not None and scan.torn_bytes:
             what = journal.describe_write(scan.torn_head) if scan.torn_head else "a write"
             lines.append(
                 f"not restored: {what}, which moto was applying when it died "
