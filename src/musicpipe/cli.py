@@ -137,8 +137,7 @@ def up(
     console.print(summarize(report.changes))
     if report.recovery is not None and not report.recovery.stale:
         console.print(
-            f"[bold yellow]unclean stop:[/] {what} was not stopped by `down` (killed or "
-            "crashed)"
+            f"[bold yellow]unclean stop:[/] {what} was not stopped by `down` (killed or crashed)"
         )
     if report.restored is not None:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(report.restored.taken_at))
