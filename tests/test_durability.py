@@ -8,6 +8,7 @@ even when it fails.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import signal
@@ -283,3 +284,28 @@ def test_down_saves_what_a_glue_run_writes_while_it_stops(cli_env):
     run_cli("down", env=cli_env, check=True)
     run_cli("up", env=cli_env, check=True)
     assert s3.get_object(Bucket=PROCESSED, Key="late/finished")["Body"].read() == b"done"
+
+
+def test_a_restored_object_keeps_its_etag(cli_env):
+    """The snapshot restores an object uploaded in parts with the same parts, and any other
+    with one PUT: ETags survive `down`/`up`, so the archiver's CopySourceIfMatch (and the
+    journal's replay of such copies on top of a snapshot) still match."""
+    run_cli("up", env=cli_env, check=True)
+    s3 = aws_of(cli_env).client("s3")
+    s3.put_object(Bucket=RAW, Key="streams/single.csv", Body=os.urandom(9_000_000))
+    s3.upload_fileobj(io.BytesIO(os.urandom(20_000_000)), RAW, "streams/parts.csv")
+    before = {
+        k: s3.head_object(Bucket=RAW, Key=k)["ETag"]
+        for k in ("streams/single.csv", "streams/parts.csv")
+    }
+    assert before["streams/parts.csv"].endswith('-3"')
+    run_cli("down", env=cli_env, check=True)
+    run_cli("up", env=cli_env, check=True)
+    after = {k: s3.head_object(Bucket=RAW, Key=k)["ETag"] for k in before}
+    assert after == before
+    s3.copy_object(
+        Bucket=RAW,
+        Key="archive/single.csv",
+        CopySource={"Bucket": RAW, "Key": "streams/single.csv"},
+        CopySourceIfMatch=before["streams/single.csv"],
+    )

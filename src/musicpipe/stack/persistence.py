@@ -5,7 +5,8 @@ Layout of ``<state>/snapshot/``::
 
     meta.json                      when, what, how many
     s3/<bucket>/objects/<n>        object bytes, numbered (keys need not be valid file names)
-    s3/<bucket>/index.jsonl        one line per object: key, file, content type, metadata
+    s3/<bucket>/index.jsonl        one line per object: key, file, content type, metadata, ETag,
+                                   part sizes (objects uploaded in parts: same ETag on restore)
     dynamodb/<table>.jsonl         one item per line, in DynamoDB's typed JSON
 
 A snapshot is written to a temporary folder and renamed into place, so a `down` that dies half
@@ -67,17 +68,17 @@ def save_snapshot(aws: LocalAws, manifest: Manifest, snapshot_dir: Path) -> Snap
                     with (objects_dir / str(count)).open("wb") as fh:
                         for chunk in resp["Body"].iter_chunks(1 << 20):
                             fh.write(chunk)
-                    index.write(
-                        json.dumps(
-                            {
-                                "key": key,
-                                "file": str(count),
-                                "content_type": resp.get("ContentType"),
-                                "metadata": resp.get("Metadata", {}),
-                            }
-                        )
-                        + "\n"
-                    )
+                    entry = {
+                        "key": key,
+                        "file": str(count),
+                        "content_type": resp.get("ContentType"),
+                        "metadata": resp.get("Metadata", {}),
+                        "etag": resp.get("ETag"),
+                    }
+                    parts = _part_sizes(s3, bucket, key, resp.get("ETag", ""))
+                    if parts:
+                        entry["parts"] = parts
+                    index.write(json.dumps(entry) + "\n")
                     count += 1
         summary.objects[bucket] = count
 
@@ -110,6 +111,50 @@ def save_snapshot(aws: LocalAws, manifest: Manifest, snapshot_dir: Path) -> Snap
     return summary
 
 
+def _part_sizes(s3, bucket: str, key: str, etag: str) -> list[int] | None:
+    """The part sizes of an object uploaded in parts (its ETag ends in -N), else None.
+
+    An object's ETag is part of its identity: the archiver copies with CopySourceIfMatch and
+    the journal's replay repeats such copies. Restored with the same part sizes, a multipart
+    object gets the same ETag back; any other object is restored with one PUT (its ETag is
+    the MD5 of its bytes, as before)."""
+    bare = etag.strip('"')
+    if "-" not in bare:
+        return None
+    count = int(bare.rsplit("-", 1)[1])
+    return [
+        s3.head_object(Bucket=bucket, Key=key, PartNumber=n)["ContentLength"]
+        for n in range(1, count + 1)
+    ]
+
+
+def _restore_object(s3, bucket: str, entry: dict, path: Path) -> None:
+    extra = {"Metadata": entry.get("metadata") or {}}
+    if entry.get("content_type"):
+        extra["ContentType"] = entry["content_type"]
+    with path.open("rb") as fh:
+        if not entry.get("parts"):
+            s3.put_object(Bucket=bucket, Key=entry["key"], Body=fh, **extra)
+            return
+        upload = s3.create_multipart_upload(Bucket=bucket, Key=entry["key"], **extra)
+        done = []
+        for number, size in enumerate(entry["parts"], start=1):
+            part = s3.upload_part(
+                Bucket=bucket,
+                Key=entry["key"],
+                UploadId=upload["UploadId"],
+                PartNumber=number,
+                Body=fh.read(size),
+            )
+            done.append({"PartNumber": number, "ETag": part["ETag"]})
+        s3.complete_multipart_upload(
+            Bucket=bucket,
+            Key=entry["key"],
+            UploadId=upload["UploadId"],
+            MultipartUpload={"Parts": done},
+        )
+
+
 def read_summary(snapshot_dir: Path) -> SnapshotSummary | None:
     try:
         meta = json.loads((snapshot_dir / "meta.json").read_text())
@@ -140,11 +185,7 @@ def restore_snapshot(
         for line in index.read_text().splitlines():
             entry = json.loads(line)
             path = snapshot_dir / "s3" / bucket / "objects" / entry["file"]
-            extra = {"Metadata": entry.get("metadata") or {}}
-            if entry.get("content_type"):
-                extra["ContentType"] = entry["content_type"]
-            with path.open("rb") as fh:
-                s3.upload_fileobj(fh, bucket, entry["key"], ExtraArgs=extra)
+            _restore_object(s3, bucket, entry, path)
             count += 1
         summary.objects[bucket] = count
 
