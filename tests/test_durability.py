@@ -12,6 +12,7 @@ import io
 import json
 import os
 import signal
+import sys
 import threading
 import time
 from pathlib import Path
@@ -22,6 +23,7 @@ import pytest
 
 from musicpipe.pipeline.archiver import archive_completed_files
 from musicpipe.stack import journal
+from musicpipe.stack.base import http_ok
 from musicpipe.stack.processes import ManagedProcess
 from musicpipe.stack.safety import LocalAws
 
@@ -308,4 +310,35 @@ def test_a_restored_object_keeps_its_etag(cli_env):
         Key="archive/single.csv",
         CopySource={"Bucket": RAW, "Key": "streams/single.csv"},
         CopySourceIfMatch=before["streams/single.csv"],
+    )
+
+
+def test_down_never_saves_over_a_journal_not_yet_replayed(cli_env):
+    """An `up` after an unclean stop that failed before its replay finished leaves a moto
+    with half the state: `down` then keeps the old snapshot and the journal (and says so), and
+    the next `up` brings everything back."""
+    run_cli("up", env=cli_env, check=True)
+    aws = aws_of(cli_env)
+    aws.client("s3").put_object(Bucket=RAW, Key="songs/kept.csv", Body=b"track_id\n")
+    kill_moto(cli_env)
+    state = Path(cli_env["MUSICPIPE_STATE_DIR"])
+    # moto back, bootstrapped, but its journal never resumed: as if `up` died in the replay.
+    port = cli_env["MUSICPIPE_AWS_PORT"]
+    moto = ManagedProcess("moto", state)
+    moto.start(
+        [sys.executable, "-m", "musicpipe.stack.journal", "-p", port]
+        + ["--journal", str(state / "journal" / "aws.journal")],
+        env=cli_env,
+    )
+    deadline = time.monotonic() + 30
+    while not http_ok(aws.endpoint + "/moto-api/"):
+        assert time.monotonic() < deadline, moto.tail()
+        time.sleep(0.2)
+    down = run_cli("down", env=cli_env, check=True)
+    assert "not saved" in down.stdout
+    assert (state / "journal" / "aws.journal").exists()
+    up = run_cli("up", env=cli_env, check=True)
+    assert "unclean stop" in up.stdout
+    assert aws.client("s3").get_object(Bucket=RAW, Key="songs/kept.csv")["Body"].read() == (
+        b"track_id\n"
     )

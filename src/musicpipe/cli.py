@@ -176,6 +176,11 @@ def down(
         return
     if saved is not None:
         console.print(f"saved {saved.describe()} to {stack.settings.snapshot_dir}")
+    elif save and isinstance(stack, EmbeddedStack) and stack.settings.journal_file.exists():
+        console.print(
+            "[yellow]not saved:[/] the AWS was not answering, or the journal of an unclean stop "
+            f"was not replayed yet; the next `up` replays {stack.settings.journal_file}"
+        )
     console.print(f"[green]stopped[/] the {stack.kind} stack (Airflow, Glue emulator, AWS)")
 
 

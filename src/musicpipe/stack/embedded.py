@@ -31,6 +31,7 @@ from musicpipe.stack.base import (
     http_ok,
     resource_states,
 )
+from musicpipe.stack.journal import control as journal_control
 from musicpipe.stack.persistence import SnapshotSummary, read_summary, save_snapshot
 from musicpipe.stack.processes import ManagedProcess, make_private
 from musicpipe.stack.recovery import restore_state, start_journal
@@ -171,7 +172,7 @@ class EmbeddedStack:
         self.airflow.stop()
         self.glue.stop(timeout=30)
         saved = None
-        if self.moto.is_running() and self.aws_healthy() and save:
+        if self.moto.is_running() and self.aws_healthy() and save and self._restore_finished():
             saved = save_snapshot(self.aws, self.manifest, self.settings.snapshot_dir)
         self.moto.stop()
         if saved is not None or not save:
@@ -181,6 +182,17 @@ class EmbeddedStack:
             # stays, and the next `up` replays it.
             self.settings.journal_file.unlink(missing_ok=True)
         return saved
+
+    def _restore_finished(self) -> bool:
+        """False while a journal waits to be replayed (an `up` after an unclean stop failed
+        before journaling again): a snapshot then would save half the state over the old
+        one, and the journal would no longer apply to it."""
+        if not self.settings.journal_file.exists():
+            return True
+        try:
+            return bool(journal_control(self.settings.aws_endpoint, "")["active"])
+        except (OSError, RuntimeError, ValueError):
+            return False
 
     # -- status --------------------------------------------------------------------------
     def status(self) -> StackStatus:
