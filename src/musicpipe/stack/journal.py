@@ -182,6 +182,8 @@ def describe_write(head: dict) -> str:
     """``PUT /bucket/key`` or ``DynamoDB BatchWriteItem``: a write, as a person reads it."""
     if head.get("service") == "dynamodb":
         return f"DynamoDB {head.get('target', '?').rsplit('.', 1)[-1]}"
+    if head.get("service") == "moto":
+        return "moto reset"
     return f"S3 {head.get('method')} {urlsplit(head.get('uri', '')).path}"
 
 
@@ -210,6 +212,9 @@ def is_write(environ: dict) -> str | None:
     """The service of a request that may change S3 or DynamoDB state, else None."""
     if environ.get("REQUEST_METHOD") in ("GET", "HEAD", "OPTIONS"):
         return None
+    if environ.get("PATH_INFO", "").startswith("/moto-api/"):
+        # moto's own API; a reset empties everything, so a replay must empty it there too.
+        return "moto" if environ.get("PATH_INFO") == "/moto-api/reset" else None
     service = service_of(environ)
     if service == "s3":
         return service
