@@ -171,15 +171,18 @@ class EmbeddedStack:
         # Glue), then Glue (a run finishing in the grace period still writes to S3).
         self.airflow.stop()
         self.glue.stop(timeout=30)
+        # moto holds the whole state only if it answers and its journal is live (not one an
+        # unfinished `up` has yet to replay).
+        whole = self.moto.is_running() and self.aws_healthy() and self._restore_finished()
         saved = None
-        if self.moto.is_running() and self.aws_healthy() and save and self._restore_finished():
+        if save and whole:
             saved = save_snapshot(self.aws, self.manifest, self.settings.snapshot_dir)
         self.moto.stop()
-        if saved is not None or not save:
+        if saved is not None or (whole and not save):
             # The new snapshot holds every journaled write (an interrupted `down` leaves a
             # journal older than the snapshot, which `up` recognises); `--no-save` keeps
-            # nothing of this session. Without a snapshot (moto not answering) the journal
-            # stays, and the next `up` replays it.
+            # nothing of this session. Otherwise (moto dead or not answering, a journal not
+            # replayed yet) the journal stays, and the next `up` replays it.
             self.settings.journal_file.unlink(missing_ok=True)
         return saved
 
