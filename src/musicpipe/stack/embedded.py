@@ -85,6 +85,11 @@ class EmbeddedStack:
             preflight.check_port_free(s.host, s.airflow_port, "Airflow", "MUSICPIPE_AIRFLOW_PORT")
         already = self.moto.is_running() and self.aws_healthy()
         if not already:
+            if not fresh and (self.airflow.is_running() or self.glue.is_running()):
+                # moto died under them: nothing may write while its state is restored (such a
+                # write would land on half the state, unjournaled). Started again below.
+                self.airflow.stop()
+                self.glue.stop(timeout=30)
             self.moto.stop()  # ours but not answering, or a stale PID file
             self._start_moto(health_timeout)
         elif fresh:
