@@ -4,6 +4,7 @@ with Airflow's own error, and nothing is left running."""
 from __future__ import annotations
 
 import json
+import stat
 
 import pytest
 
@@ -42,5 +43,7 @@ def test_a_dag_that_does_not_import_stops_up_with_its_error(tmp_path, monkeypatc
         with pytest.raises(AirflowError, match="broken on purpose"):
             services.start(health_timeout=240)
         assert not services.is_running()
+        # `airflow db migrate` created the database with the stack's umask: the user's alone.
+        assert stat.S_IMODE((services.home / "airflow.db").stat().st_mode) == 0o600
     finally:
         services.stop()

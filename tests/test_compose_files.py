@@ -228,6 +228,8 @@ def test_the_names_musicpipe_uses_for_the_services_are_the_compose_file_s(resolv
     for name in ("glue", "glue-jobs", *AIRFLOW_COMPONENTS):
         env = services[name]["environment"]
         assert set(env["MUSICPIPE_LOCAL_HOSTS"].split(",")) == {"localstack", "glue"}, name
+        # The names are honoured only where this says the process runs in a container.
+        assert env["MUSICPIPE_IN_CONTAINER"] == "1", name
     api = services["airflow-scheduler"]["environment"]["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"]
     assert api.startswith("http://airflow-apiserver:8080/")
     # `make up` hands the password it shows to the containers under this name.

@@ -190,3 +190,58 @@ def test_moto_with_localstack_s_account_serves_the_dag_s_queue_url(tmp_path, sta
         assert "streams%2Fa.csv" in messages[0]["Body"]  # S3 event keys are URL-encoded
     finally:
         moto.stop()
+
+
+FAKE_DOCKER_STOPPING = """#!/bin/sh
+# Plays `docker compose`; stopping the glue container lets a run finish its last write.
+echo "$@" >> "$FAKE_DOCKER_LOG"
+case "$*" in
+  *" stop "*glue*) "$PYTHON" -c "$LATE_WRITE" ;;
+  *) exit 0 ;;
+esac
+"""
+
+
+def test_down_stops_airflow_and_glue_before_it_saves(stack_env, tmp_path, monkeypatch):
+    """The Compose `down`: Airflow's and the emulator's containers stop first (a run finishing
+    in the grace period still writes), then the snapshot, then `compose down`. A second `up`
+    after a stop without `down` says which window the journal-less AWS lost."""
+    port = stack_env["MUSICPIPE_AWS_PORT"]
+    endpoint = f"http://127.0.0.1:{port}"
+    moto = ManagedProcess("moto", tmp_path / "moto-state")
+    moto.start([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", port], env=stack_env)
+    try:
+        deadline = time.monotonic() + 30
+        while not http_ok(endpoint + "/moto-api/"):
+            assert time.monotonic() < deadline, moto.tail()
+            time.sleep(0.2)
+        LocalAws(endpoint).client("s3").create_bucket(Bucket="trial.data")
+        bin_dir = tmp_path / "bin"
+        bin_dir.mkdir()
+        docker = bin_dir / "docker"
+        docker.write_text(FAKE_DOCKER_STOPPING)
+        docker.chmod(docker.stat().st_mode | stat.S_IEXEC)
+        monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+        monkeypatch.setenv("PYTHON", sys.executable)
+        monkeypatch.setenv("FAKE_DOCKER_LOG", str(tmp_path / "calls.log"))
+        monkeypatch.setenv(
+            "LATE_WRITE",
+            "from musicpipe.stack.safety import LocalAws; "
+            f"LocalAws('{endpoint}').client('s3').put_object("
+            "Bucket='trial.data', Key='late/finished', Body=b'done')",
+        )
+        stack = _stack({**stack_env, "MUSICPIPE_COMPOSE_AWS": "moto"})
+        stack.session_file.parent.mkdir(parents=True)
+        stack.session_file.write_text(json.dumps({"started_at": time.time()}))
+        saved = stack.down()
+        calls = (tmp_path / "calls.log").read_text().splitlines()
+        assert [c.split(" -p musicpipe ")[1].split()[0] for c in calls] == ["stop", "stop", "down"]
+        assert "airflow-scheduler" in calls[0] and calls[1].endswith("glue")
+        assert saved.objects["trial.data"] == 1  # the late write is in the snapshot
+        assert not stack.session_file.exists()
+        # A session that ended without `down` is named at the next `up`.
+        stack.session_file.write_text(json.dumps({"started_at": 0}))
+        recovery = stack._unclean_stop()
+        assert recovery is not None and "keeps no journal" in recovery.missing
+    finally:
+        moto.stop()

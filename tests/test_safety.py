@@ -11,6 +11,8 @@ from musicpipe.stack.safety import (
     require_loopback,
 )
 
+from .conftest import isolated_env, run_cli
+
 
 @pytest.mark.parametrize(
     "url",
@@ -40,6 +42,7 @@ def test_compose_service_names_are_accepted_only_when_listed(monkeypatch):
     with pytest.raises(UnsafeEndpointError, match="MUSICPIPE_LOCAL_HOSTS"):
         require_loopback("http://localstack:4566")
     # Inside the Compose network the containers list the service names they talk to.
+    monkeypatch.setenv("MUSICPIPE_IN_CONTAINER", "1")
     monkeypatch.setenv("MUSICPIPE_LOCAL_HOSTS", "localstack, glue, s3.amazonaws.com")
     assert require_loopback("http://localstack:4566") == "http://localstack:4566"
     assert require_loopback("http://GLUE:4567") == "http://GLUE:4567"
@@ -84,3 +87,39 @@ def test_child_environment_drops_profiles_and_tokens():
     assert env["AWS_ENDPOINT_URL"] == "http://127.0.0.1:4566"
     assert env["AWS_ENDPOINT_URL_GLUE"] == "http://127.0.0.1:4567"
     assert env["HOME"] == "/h"
+
+
+def test_service_names_are_ignored_outside_the_compose_containers(monkeypatch):
+    """On the host (the embedded stack, the CLI) a listed name is not local: it could resolve
+    to any machine. Only the containers, which say MUSICPIPE_IN_CONTAINER=1, honour it."""
+    monkeypatch.delenv("MUSICPIPE_IN_CONTAINER", raising=False)
+    monkeypatch.setenv("MUSICPIPE_LOCAL_HOSTS", "localstack,glue")
+    with pytest.raises(UnsafeEndpointError):
+        require_loopback("http://localstack:4566")
+    monkeypatch.setenv("MUSICPIPE_IN_CONTAINER", "0")
+    with pytest.raises(UnsafeEndpointError):
+        LocalAws("http://glue:4567")
+    monkeypatch.setenv("MUSICPIPE_IN_CONTAINER", "1")
+    assert LocalAws("http://glue:4567").endpoint == "http://glue:4567"
+
+
+def test_the_embedded_stack_s_children_get_no_service_names():
+    env = local_environment(
+        {"MUSICPIPE_LOCAL_HOSTS": "localstack", "MUSICPIPE_IN_CONTAINER": "1", "HOME": "/h"},
+        "http://127.0.0.1:4566",
+        "us-east-1",
+    )
+    assert "MUSICPIPE_LOCAL_HOSTS" not in env and "MUSICPIPE_IN_CONTAINER" not in env
+
+
+def test_the_cli_on_the_host_refuses_a_listed_service_name(tmp_path):
+    """As the README says: honoured inside the Compose network only, not on the embedded
+    stack. `musicpipe env` for an AWS host named "localstack" is refused on the host, and
+    accepted where the container marker is set."""
+    env = isolated_env(tmp_path / "state")
+    env.update(MUSICPIPE_HOST="localstack", MUSICPIPE_LOCAL_HOSTS="localstack,glue")
+    refused = run_cli("env", env=env)
+    assert refused.returncode == 2
+    assert "refusing endpoint http://localstack:" in refused.stderr
+    inside = run_cli("env", env={**env, "MUSICPIPE_IN_CONTAINER": "1"}, check=True)
+    assert "export AWS_ENDPOINT_URL=http://localstack:" in inside.stdout

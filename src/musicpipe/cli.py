@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import os
 import shlex
 import time
 from collections.abc import Iterator
@@ -30,6 +31,7 @@ from musicpipe.stack.compose import ComposeStack
 from musicpipe.stack.embedded import EmbeddedStack
 from musicpipe.stack.preflight import PreflightError
 from musicpipe.stack.probe import NotRunning, await_up
+from musicpipe.stack.processes import PRIVATE_UMASK
 from musicpipe.stack.safety import CREDENTIAL_VARIABLES, UnsafeEndpointError, local_exports
 from musicpipe.stack.settings import StackSettings, load_settings
 
@@ -40,6 +42,14 @@ app = typer.Typer(
 )
 console = Console()
 err = Console(stderr=True)
+
+
+@app.callback()
+def _private_state() -> None:
+    # What the CLI writes (the state folder, snapshots, PID and log files) is the user's
+    # alone; the services it starts get the same umask (stack/processes.py).
+    os.umask(PRIVATE_UMASK)
+
 
 ACTION_STYLE = {
     CREATED: "green",
@@ -250,8 +260,16 @@ def up(
     console.print(f"Glue job emulator on {s.glue_endpoint}")
     console.print(_changes_table(report.changes, "resources"))
     console.print(summarize(report.changes))
+    if report.recovery is not None and not report.recovery.stale:
+        console.print(
+            f"[bold yellow]unclean stop:[/] {what} was not stopped by `down` (killed or crashed)"
+        )
     if report.restored is not None:
-        console.print(f"restored the saved state: {report.restored.describe()}")
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(report.restored.taken_at))
+        console.print(f"restored the saved state: {report.restored.describe()} (saved {when})")
+    if report.recovery is not None:
+        for line in report.recovery.describe():
+            console.print(escape(line), highlight=False)
     elif fresh:
         console.print("started fresh: the saved state was not loaded")
     if isinstance(stack, ComposeStack) or s.airflow:
@@ -283,6 +301,11 @@ def down(
         return
     if saved is not None:
         console.print(f"saved {saved.describe()} to {stack.settings.snapshot_dir}")
+    elif save and isinstance(stack, EmbeddedStack) and stack.settings.journal_file.exists():
+        console.print(
+            "[yellow]not saved:[/] the AWS was not answering, or the journal of an unclean stop "
+            f"was not replayed yet; the next `up` replays {stack.settings.journal_file}"
+        )
     console.print(f"[green]stopped[/] the {stack.kind} stack (Airflow, Glue emulator, AWS)")
 
 

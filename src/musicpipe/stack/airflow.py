@@ -31,7 +31,7 @@ from musicpipe.stack.airflow_api import (
     aws_connection,
     dag_variable,
 )
-from musicpipe.stack.processes import ManagedProcess
+from musicpipe.stack.processes import PRIVATE_UMASK, ManagedProcess
 from musicpipe.stack.safety import LOCAL_ACCOUNT_ID, local_environment
 from musicpipe.stack.settings import StackSettings
 
@@ -132,6 +132,7 @@ class AirflowServices(AirflowApi):
                     stderr=subprocess.STDOUT,
                     stdin=subprocess.DEVNULL,
                     timeout=max(health_timeout, 1),
+                    umask=PRIVATE_UMASK,  # airflow.db is created here: the user's alone
                 )
             except subprocess.TimeoutExpired:
                 raise AirflowError(

@@ -5,10 +5,14 @@ from __future__ import annotations
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from musicpipe.artifacts import deploy_jobs
 from musicpipe.bootstrap import Change, bootstrap
 from musicpipe.stack.persistence import SnapshotSummary
+
+if TYPE_CHECKING:
+    from musicpipe.stack.recovery import Recovery
 
 GLUE_HEALTH_PATH = "/health"  # the Glue job emulator's
 
@@ -23,6 +27,8 @@ class UpReport:
     changes: list[Change]
     restored: SnapshotSummary | None
     fresh: bool
+    # Set when the last stop was unclean (the AWS server died without `down`): what came back.
+    recovery: Recovery | None = None
 
 
 @dataclass

@@ -44,6 +44,8 @@ from musicpipe.stack.base import (
 from musicpipe.stack.persistence import read_summary, restore_snapshot, save_snapshot
 from musicpipe.stack.preflight import check_port_free
 from musicpipe.stack.probe import Probe, probe_http
+from musicpipe.stack.processes import make_private
+from musicpipe.stack.recovery import Recovery
 from musicpipe.stack.safety import LOCALSTACK_ACCOUNT_ID, LocalAws
 from musicpipe.stack.settings import StackSettings
 
@@ -64,6 +66,7 @@ SERVICES = {
     "airflow-dag-processor": "airflow dag-processor",
     "airflow-triggerer": "airflow triggerer",
 }
+AIRFLOW_SERVICES = tuple(name for name in SERVICES if name.startswith("airflow-"))
 ONE_SHOT = ("glue-jobs", "airflow-init")  # and aws-bootstrap with moto
 
 
@@ -226,6 +229,7 @@ class ComposeStack:
     ):
         s = self.settings
         check_manifest_reaches_containers(self.manifest)
+        make_private(s.state_dir)
         already = self.is_running() and self.aws_healthy()
         if not already:
             for port, what, var in (
@@ -248,12 +252,37 @@ class ComposeStack:
                 f"{exc}\nThe containers are left as they are for you to look at; "
                 "`make down` removes them."
             ) from None
-        restored = None
-        if not already and not fresh:
-            restored = restore_snapshot(self.aws, self.manifest, s.snapshot_dir)
+        restored = recovery = None
+        if not already:
+            recovery = None if fresh else self._unclean_stop()
+            if not fresh:
+                restored = restore_snapshot(self.aws, self.manifest, s.snapshot_dir)
+            # Removed by `down`: found at the next `up`, it says the last stop was unclean.
+            self.session_file.parent.mkdir(parents=True, exist_ok=True)
+            self.session_file.write_text(json.dumps({"started_at": time.time()}))
         changes = bootstrap(self.aws.client, self.manifest, apply=False)
         changes += deploy_job_changes(self, LOCALSTACK_ACCOUNT_ID)
-        return UpReport(already, changes, restored, fresh)
+        return UpReport(already, changes, restored, fresh, recovery)
+
+    @property
+    def session_file(self) -> Path:
+        return self.settings.state_dir / "compose" / "session.json"
+
+    def _unclean_stop(self) -> Recovery | None:
+        """LocalStack's community image and moto's keep no journal: after a stop without
+        `down`, everything written since the session began is gone. Say which window."""
+        try:
+            started = json.loads(self.session_file.read_text())["started_at"]
+        except (OSError, ValueError, KeyError):
+            return None
+        since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started))
+        return Recovery(
+            None,
+            missing=(
+                f"the Compose stack's AWS keeps no journal: every write from {since} (that "
+                "`up`) until it stopped is lost; only the state the last `down` saved is back"
+            ),
+        )
 
     def wait_ready(
         self, timeout: float, progress: Callable[[str], None] = lambda stage: None
@@ -291,11 +320,16 @@ class ComposeStack:
 
     # -- down ----------------------------------------------------------------------------
     def down(self, save: bool = True):
+        # What writes stops before what was written is saved: Airflow (its tasks drive Glue),
+        # then the emulator, whose runs may still write in their grace period.
+        self.compose("stop", *AIRFLOW_SERVICES, check=False)
+        self.compose("stop", "--timeout", "30", "glue", check=False)
         saved = None
         if save and self.aws_healthy():
             saved = save_snapshot(self.aws, self.manifest, self.settings.snapshot_dir)
         # Containers and the network go; the named volumes stay for the next `up`.
         self.compose("down")
+        self.session_file.unlink(missing_ok=True)
         return saved
 
     # -- status --------------------------------------------------------------------------

@@ -3,8 +3,9 @@ emulator, and Airflow's components running the DAG, all on loopback; no Docker, 
 
 ``up`` checks what the stack needs, starts moto and the Glue emulator (each by PID, in its own
 process group, logging to the state folder), bootstraps every resource of the manifest,
-restores the snapshot the last ``down`` saved, deploys the Glue jobs and starts Airflow.
-``down`` saves the snapshot and stops what ``up`` started, Airflow first.
+restores the snapshot the last ``down`` saved (and after an unclean stop replays the journal
+of moto's writes on top), deploys the Glue jobs and starts Airflow. ``down`` stops Airflow and
+Glue, saves the snapshot, then stops moto.
 """
 
 from __future__ import annotations
@@ -32,14 +33,11 @@ from musicpipe.stack.base import (
     http_ok,
     resource_states,
 )
-from musicpipe.stack.persistence import (
-    SnapshotSummary,
-    read_summary,
-    restore_snapshot,
-    save_snapshot,
-)
+from musicpipe.stack.journal import control as journal_control
+from musicpipe.stack.persistence import SnapshotSummary, read_summary, save_snapshot
 from musicpipe.stack.probe import Probe, probe_http
-from musicpipe.stack.processes import ManagedProcess
+from musicpipe.stack.processes import ManagedProcess, make_private
+from musicpipe.stack.recovery import restore_state, start_journal
 from musicpipe.stack.safety import LOCAL_ACCOUNT_ID, LocalAws, local_environment
 from musicpipe.stack.settings import StackSettings
 
@@ -101,6 +99,7 @@ class EmbeddedStack:
         preflight.check_python()
         preflight.check_java()
         s = self.settings
+        make_private(s.state_dir)
         # Check every port before starting anything, so a clash leaves nothing half started.
         for process, port, what, var in (
             (self.moto, s.aws_port, "the AWS emulator", "MUSICPIPE_AWS_PORT"),
@@ -113,6 +112,11 @@ class EmbeddedStack:
         progress(f"AWS: moto server on {s.aws_endpoint}")
         already = self.moto.is_running() and self.aws_healthy()
         if not already:
+            if not fresh and (self.airflow.is_running() or self.glue.is_running()):
+                # moto died under them: nothing may write while its state is restored (such a
+                # write would land on half the state, unjournaled). Started again below.
+                self.airflow.stop()
+                self.glue.stop(timeout=30)
             self.moto.stop()  # ours but not answering, or a stale PID file
             self._start_moto(left(60))
         elif fresh:
@@ -131,24 +135,32 @@ class EmbeddedStack:
         if not (self.glue.is_running() and self.glue_healthy()):
             self.glue.stop()
             self._start_glue(left(60))
-        restored = None
-        if not already and not fresh:
-            # Restoring streams/ fires S3 events for the files that were still waiting at the
-            # last `down` (processed ones are archived): the DAG picks them up again.
+        restored = recovery = None
+        if fresh:
+            # Empty, and so is the journal of what comes next (the old snapshot stays until
+            # the next `down` replaces it).
+            start_journal(self.aws, None)
+        elif not already:
+            # The snapshot, and after an unclean stop the journal on top of it; then writes
+            # are journaled again (stack/recovery.py).
             progress(f"restore: the saved state in {s.snapshot_dir}")
-            restored = restore_snapshot(self.aws, self.manifest, s.snapshot_dir)
+            restored, recovery = restore_state(
+                self.aws, self.manifest, s.snapshot_dir, s.journal_file
+            )
         # The Glue jobs, from the scripts and library in this checkout (after the restore, so
         # a saved older copy never shadows the current scripts).
         progress("Glue jobs: scripts and library from this checkout")
         changes += deploy_job_changes(self, LOCAL_ACCOUNT_ID)
         if s.airflow:
             self.airflow.start(left(timeout), progress)
-        return UpReport(already, changes, restored, fresh)
+        return UpReport(already, changes, restored, fresh, recovery)
 
     def _start_moto(self, health_timeout: float) -> None:
         s = self.settings
         env = local_environment(dict(os.environ), s.aws_endpoint, self.manifest.region)
-        cmd = [sys.executable, "-m", "moto.server", "-H", s.host, "-p", str(s.aws_port)]
+        # moto's server with every S3/DynamoDB write journaled (stack/journal.py).
+        cmd = [sys.executable, "-m", "musicpipe.stack.journal", "-H", s.host, "-p", str(s.aws_port)]
+        cmd += ["--journal", str(s.journal_file)]
         self._start_service(self.moto, cmd, env, self.aws_healthy, s.aws_endpoint, health_timeout)
 
     @staticmethod
@@ -194,14 +206,35 @@ class EmbeddedStack:
 
     # -- down ----------------------------------------------------------------------------
     def down(self, save: bool = True) -> SnapshotSummary | None:
-        saved = None
-        if self.moto.is_running() and self.aws_healthy() and save:
-            saved = save_snapshot(self.aws, self.manifest, self.settings.snapshot_dir)
-        # Airflow first (its tasks drive Glue), then Glue: its runs may still write to S3.
+        # What writes stops before what was written is saved: Airflow first (its tasks drive
+        # Glue), then Glue (a run finishing in the grace period still writes to S3).
         self.airflow.stop()
         self.glue.stop(timeout=30)
+        # moto holds the whole state only if it answers and its journal is live (not one an
+        # unfinished `up` has yet to replay).
+        whole = self.moto.is_running() and self.aws_healthy() and self._restore_finished()
+        saved = None
+        if save and whole:
+            saved = save_snapshot(self.aws, self.manifest, self.settings.snapshot_dir)
         self.moto.stop()
+        if saved is not None or (whole and not save):
+            # The new snapshot holds every journaled write (an interrupted `down` leaves a
+            # journal older than the snapshot, which `up` recognises); `--no-save` keeps
+            # nothing of this session. Otherwise (moto dead or not answering, a journal not
+            # replayed yet) the journal stays, and the next `up` replays it.
+            self.settings.journal_file.unlink(missing_ok=True)
         return saved
+
+    def _restore_finished(self) -> bool:
+        """False while a journal waits to be replayed (an `up` after an unclean stop failed
+        before journaling again): a snapshot then would save half the state over the old
+        one, and the journal would no longer apply to it."""
+        if not self.settings.journal_file.exists():
+            return True
+        try:
+            return bool(journal_control(self.settings.aws_endpoint, "")["active"])
+        except (OSError, RuntimeError, ValueError):
+            return False
 
     # -- status --------------------------------------------------------------------------
     def status(self) -> StackStatus:

@@ -5,7 +5,8 @@ Layout of ``<state>/snapshot/``::
 
     meta.json                      when, what, how many
     s3/<bucket>/objects/<n>        object bytes, numbered (keys need not be valid file names)
-    s3/<bucket>/index.jsonl        one line per object: key, file, content type, metadata
+    s3/<bucket>/index.jsonl        one line per object: key, file, content type, metadata, ETag,
+                                   part sizes (objects uploaded in parts: same ETag on restore)
     dynamodb/<table>.jsonl         one item per line, in DynamoDB's typed JSON
 
 A snapshot is written to a temporary folder and renamed into place, so a `down` that dies half
@@ -18,6 +19,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,6 +35,8 @@ class SnapshotSummary:
     objects: dict[str, int] = field(default_factory=dict)
     items: dict[str, int] = field(default_factory=dict)
     taken_at: float = 0.0
+    # What a journal names as its base; snapshots from before journals had none.
+    id: str = ""
 
     def describe(self) -> str:
         objects = sum(self.objects.values())
@@ -44,7 +48,7 @@ def save_snapshot(aws: LocalAws, manifest: Manifest, snapshot_dir: Path) -> Snap
     tmp = snapshot_dir.with_name(snapshot_dir.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    summary = SnapshotSummary(taken_at=time.time())
+    summary = SnapshotSummary(taken_at=time.time(), id=uuid.uuid4().hex)
 
     s3 = aws.client("s3")
     for bucket in manifest.buckets.values():
@@ -64,17 +68,17 @@ def save_snapshot(aws: LocalAws, manifest: Manifest, snapshot_dir: Path) -> Snap
                     with (objects_dir / str(count)).open("wb") as fh:
                         for chunk in resp["Body"].iter_chunks(1 << 20):
                             fh.write(chunk)
-                    index.write(
-                        json.dumps(
-                            {
-                                "key": key,
-                                "file": str(count),
-                                "content_type": resp.get("ContentType"),
-                                "metadata": resp.get("Metadata", {}),
-                            }
-                        )
-                        + "\n"
-                    )
+                    entry = {
+                        "key": key,
+                        "file": str(count),
+                        "content_type": resp.get("ContentType"),
+                        "metadata": resp.get("Metadata", {}),
+                        "etag": resp.get("ETag"),
+                    }
+                    parts = _part_sizes(s3, bucket, key, resp.get("ETag", ""))
+                    if parts:
+                        entry["parts"] = parts
+                    index.write(json.dumps(entry) + "\n")
                     count += 1
         summary.objects[bucket] = count
 
@@ -94,7 +98,12 @@ def save_snapshot(aws: LocalAws, manifest: Manifest, snapshot_dir: Path) -> Snap
 
     (tmp / "meta.json").write_text(
         json.dumps(
-            {"taken_at": summary.taken_at, "objects": summary.objects, "items": summary.items}
+            {
+                "id": summary.id,
+                "taken_at": summary.taken_at,
+                "objects": summary.objects,
+                "items": summary.items,
+            }
         )
     )
     shutil.rmtree(snapshot_dir, ignore_errors=True)
@@ -102,12 +111,61 @@ def save_snapshot(aws: LocalAws, manifest: Manifest, snapshot_dir: Path) -> Snap
     return summary
 
 
+def _part_sizes(s3, bucket: str, key: str, etag: str) -> list[int] | None:
+    """The part sizes of an object uploaded in parts (its ETag ends in -N), else None.
+
+    An object's ETag is part of its identity: the archiver copies with CopySourceIfMatch and
+    the journal's replay repeats such copies. Restored with the same part sizes, a multipart
+    object gets the same ETag back; any other object is restored with one PUT (its ETag is
+    the MD5 of its bytes, as before)."""
+    bare = etag.strip('"')
+    if "-" not in bare:
+        return None
+    count = int(bare.rsplit("-", 1)[1])
+    return [
+        s3.head_object(Bucket=bucket, Key=key, PartNumber=n)["ContentLength"]
+        for n in range(1, count + 1)
+    ]
+
+
+def _restore_object(s3, bucket: str, entry: dict, path: Path) -> None:
+    extra = {"Metadata": entry.get("metadata") or {}}
+    if entry.get("content_type"):
+        extra["ContentType"] = entry["content_type"]
+    with path.open("rb") as fh:
+        if not entry.get("parts"):
+            s3.put_object(Bucket=bucket, Key=entry["key"], Body=fh, **extra)
+            return
+        upload = s3.create_multipart_upload(Bucket=bucket, Key=entry["key"], **extra)
+        done = []
+        for number, size in enumerate(entry["parts"], start=1):
+            part = s3.upload_part(
+                Bucket=bucket,
+                Key=entry["key"],
+                UploadId=upload["UploadId"],
+                PartNumber=number,
+                Body=fh.read(size),
+            )
+            done.append({"PartNumber": number, "ETag": part["ETag"]})
+        s3.complete_multipart_upload(
+            Bucket=bucket,
+            Key=entry["key"],
+            UploadId=upload["UploadId"],
+            MultipartUpload={"Parts": done},
+        )
+
+
 def read_summary(snapshot_dir: Path) -> SnapshotSummary | None:
     try:
         meta = json.loads((snapshot_dir / "meta.json").read_text())
     except (OSError, ValueError):
         return None
-    return SnapshotSummary(objects=meta["objects"], items=meta["items"], taken_at=meta["taken_at"])
+    return SnapshotSummary(
+        objects=meta["objects"],
+        items=meta["items"],
+        taken_at=meta["taken_at"],
+        id=meta.get("id") or repr(meta["taken_at"]),
+    )
 
 
 def restore_snapshot(
@@ -117,7 +175,7 @@ def restore_snapshot(
     saved = read_summary(snapshot_dir)
     if saved is None:
         return None
-    summary = SnapshotSummary(taken_at=saved.taken_at)
+    summary = SnapshotSummary(taken_at=saved.taken_at, id=saved.id)
     s3 = aws.client("s3")
     for bucket in manifest.buckets.values():
         index = snapshot_dir / "s3" / bucket / "index.jsonl"
@@ -127,11 +185,7 @@ def restore_snapshot(
         for line in index.read_text().splitlines():
             entry = json.loads(line)
             path = snapshot_dir / "s3" / bucket / "objects" / entry["file"]
-            extra = {"Metadata": entry.get("metadata") or {}}
-            if entry.get("content_type"):
-                extra["ContentType"] = entry["content_type"]
-            with path.open("rb") as fh:
-                s3.upload_fileobj(fh, bucket, entry["key"], ExtraArgs=extra)
+            _restore_object(s3, bucket, entry, path)
             count += 1
         summary.objects[bucket] = count
 

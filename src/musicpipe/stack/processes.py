@@ -10,6 +10,10 @@ Stopping reaches every member: the recorded process and whatever is left in its 
 get SIGTERM (the group matters when the leader died first: a scheduler killed with ``kill -9``
 leaves its workers running in it); descendants in sessions of their own (a Glue run) are left
 to their parent's own shutdown for the grace period; whatever outlives it gets SIGKILL.
+
+The state folder holds Airflow's login and database and every saved object: it is the stack's
+user's alone. Services start with umask 077, so what they and their children (Airflow's
+workers, Spark) create is 600 / 700; ``make_private`` fixes a folder written before that rule.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import stat
 import subprocess
 import time
 from dataclasses import dataclass
@@ -24,9 +29,23 @@ from pathlib import Path
 
 import psutil
 
+PRIVATE_UMASK = 0o077
 # Creation times are floats of seconds; psutil derives them from clock ticks, so two reads of
 # the same process may differ in the last digits.
 CREATE_TIME_TOLERANCE_S = 0.05
+
+
+def make_private(folder: Path) -> None:
+    """Create ``folder`` (700) and take group and other bits off everything already in it:
+    state folders from before this rule had 755 folders and 644 files (airflow.db)."""
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for path in (folder, *folder.rglob("*")):
+        try:
+            mode = path.lstat().st_mode
+        except OSError:
+            continue  # gone meanwhile
+        if not stat.S_ISLNK(mode) and mode & 0o077:
+            path.chmod(stat.S_IMODE(mode) & 0o700)
 
 
 def create_time(pid: int) -> float | None:
@@ -159,6 +178,7 @@ class ManagedProcess:
                 env=env,
                 cwd=cwd,
                 start_new_session=True,
+                umask=PRIVATE_UMASK,
             )
         record = {
             "pid": proc.pid,

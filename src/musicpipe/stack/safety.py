@@ -40,12 +40,19 @@ class UnsafeEndpointError(ValueError):
 
 # Inside the Compose stack the services reach each other by service name (localstack, glue).
 # Such names are listed here by the containers themselves; only single-label names count, so no
-# public endpoint (they all have dots) can ever be let through.
+# public endpoint (they all have dots) can ever be let through. They are honoured only where
+# MUSICPIPE_IN_CONTAINER=1 says this is one of the Compose containers (docker-compose.yml sets
+# both): on the host a name like "localstack" could resolve anywhere, so the embedded stack
+# and the CLI take loopback only, whatever the shell exports.
 LOCAL_HOSTS_ENV = "MUSICPIPE_LOCAL_HOSTS"
+IN_CONTAINER_ENV = "MUSICPIPE_IN_CONTAINER"
 
 
 def container_hosts(environ: dict[str, str] | None = None) -> set[str]:
-    raw = (os.environ if environ is None else environ).get(LOCAL_HOSTS_ENV, "")
+    env = os.environ if environ is None else environ
+    if env.get(IN_CONTAINER_ENV) != "1":
+        return set()
+    raw = env.get(LOCAL_HOSTS_ENV, "")
     return {h.strip().lower() for h in raw.split(",") if h.strip() and "." not in h}
 
 
@@ -66,8 +73,8 @@ def require_loopback(url: str) -> str:
     if not is_local_host(parts.hostname):
         raise UnsafeEndpointError(
             f"refusing endpoint {url}: the local stack only talks to loopback addresses "
-            f"(127.0.0.0/8, ::1, localhost; in the Compose stack also the service names in "
-            f"{LOCAL_HOSTS_ENV}). Use `musicpipe promote` for a real AWS account."
+            f"(127.0.0.0/8, ::1, localhost; inside the Compose containers also the service "
+            f"names in {LOCAL_HOSTS_ENV}). Use `musicpipe promote` for a real AWS account."
         )
     return url
 
@@ -76,7 +83,9 @@ def local_environment(
     base: dict[str, str], endpoint: str, region: str, glue_endpoint: str | None = None
 ) -> dict[str, str]:
     """``base`` with dummy credentials and the local endpoints, for child processes."""
-    env = {k: v for k, v in base.items() if k not in CREDENTIAL_VARIABLES}
+    # The embedded stack's children are not in the Compose network: no service names for them.
+    dropped = (*CREDENTIAL_VARIABLES, LOCAL_HOSTS_ENV, IN_CONTAINER_ENV)
+    env = {k: v for k, v in base.items() if k not in dropped}
     env.update(local_exports(endpoint, region, glue_endpoint))
     return env
 

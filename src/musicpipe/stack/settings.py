@@ -65,6 +65,11 @@ class StackSettings:
     def snapshot_dir(self) -> Path:
         return self.state_dir / "snapshot"
 
+    @property
+    def journal_file(self) -> Path:
+        """The embedded AWS's writes since the snapshot (stack/journal.py)."""
+        return self.state_dir / "journal" / "aws.journal"
+
 
 def load_settings(
     cwd: Path | None = None, environ: Mapping[str, str] | None = None
