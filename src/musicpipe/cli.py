@@ -161,6 +161,8 @@ def up(
         stack = STACKS[chosen.kind](settings, manifest)
         # Recorded first: if `up` fails half-way, `down` still reaches what it started.
         choice.record(settings.state_dir, chosen.kind)
+        if chosen.kind == choice.COMPOSE:
+            choice.record_engine(settings.state_dir, chosen.host, chosen.engine)
         with console.status(f"starting the {chosen.kind} stack…") as spinner:
             progress = UpProgress(spinner)
             report = stack.up(fresh=fresh, timeout=timeout, progress=progress)
@@ -224,7 +226,9 @@ def status(
         stack = _stack()
         busy = _settle(stack, timeout)
         st = stack.status()
-    table = Table(title=f"services ({stack.kind} stack)", title_justify="left")
+    engine = stack.engine().get("name") if isinstance(stack, ComposeStack) else None
+    title = f"services ({stack.kind} stack{f' on {engine}' if engine else ''})"
+    table = Table(title=title, title_justify="left")
     for col in ("service", "state", "pid", "endpoint", "uptime", "log"):
         table.add_column(col)
     for svc in st.services:
