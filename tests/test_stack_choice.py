@@ -23,7 +23,8 @@ case "$1 $2" in
     if [ "$FAKE_DOCKER" = none ]; then
       echo "Cannot connect to the Docker daemon at unix:///var/run/docker.sock." >&2; exit 1
     fi
-    if [ -n "$FAKE_PLATFORM" ]; then echo "$FAKE_PLATFORM|4.3.1"; else echo 27.3.1; fi ;;
+    if [ -n "$FAKE_PODMAN" ]; then echo "linux/amd64/debian-12|Podman Engine,Conmon,Engine,|4.3.1"
+    else echo 27.3.1; fi ;;
   "compose version")
     if [ "$FAKE_DOCKER" = compose ]; then echo 2.29.7; else
       echo "docker: 'compose' is not a docker command." >&2; exit 1; fi ;;
@@ -101,12 +102,15 @@ def test_up_forced_to_compose_fails_at_once_and_starts_nothing(fake_docker, stac
 
 def test_the_choice_names_the_engine_that_answers(fake_docker, monkeypatch):
     fake_docker("compose")
-    monkeypatch.setenv("FAKE_PLATFORM", "Podman Engine")
+    monkeypatch.setenv("FAKE_PODMAN", "1")
     monkeypatch.setenv("DOCKER_HOST", "unix:///run/some/podman.sock")
     chosen = choice.choose("compose")
-    assert chosen.engine == "Podman Engine 4.3.1"
+    assert chosen.engine == "Podman 4.3.1"
     assert chosen.host == "unix:///run/some/podman.sock"
-    assert "Podman Engine 4.3.1 on unix:///run/some/podman.sock" in chosen.reason
+    assert "Podman 4.3.1 on unix:///run/some/podman.sock" in chosen.reason
+    assert choice.engine_name("Docker Desktop 4.40.0 (187762)|Engine,containerd,|28.0.4") == (
+        "Docker Desktop 4.40.0 (187762) 28.0.4"
+    )
 
 
 def test_without_docker_host_docker_s_socket_comes_first_then_podman_s(tmp_path, monkeypatch):

@@ -90,10 +90,19 @@ def engine_hosts(environ: Mapping[str, str] | None = None) -> list[str]:
     return ["", *(f"unix://{p}" for p in podman_sockets(env) if p.is_socket())]
 
 
-def engine_name(platform: str, version: str) -> str:
-    """ "Podman Engine 4.3.1", "Docker Engine - Community 28.2.2"… from `docker version`."""
-    platform = platform.strip() or "Docker engine"
-    return f"{platform} {version}".strip()
+VERSION_FORMAT = (
+    "{{.Server.Platform.Name}}|{{range .Server.Components}}{{.Name}},{{end}}|{{.Server.Version}}"
+)
+
+
+def engine_name(answer: str) -> str:
+    """ "Podman 4.3.1", "Docker Engine - Community 28.2.2"… from `docker version` in
+    VERSION_FORMAT (Podman names itself among the components; its platform is the OS)."""
+    platform, components, version = ([""] * 2 + answer.split("|"))[-3:]
+    if "Podman Engine" in components.split(","):
+        return f"Podman {version}"
+    name = platform if "docker" in platform.lower() else "Docker engine"
+    return f"{name} {version}".strip()
 
 
 def probe_docker(timeout: float = 10.0) -> Probe:
@@ -104,16 +113,11 @@ def probe_docker(timeout: float = 10.0) -> Probe:
         env = {**os.environ, "DOCKER_HOST": host} if host else None
         where = f" on {host}" if host else ""
         # `docker version` asks the engine for its version: it fails fast when none answers.
-        code, out = _run(
-            ["docker", "version", "--format", "{{.Server.Platform.Name}}|{{.Server.Version}}"],
-            timeout,
-            env,
-        )
-        platform, _, version = out.rpartition("|")
-        if code != 0 or not version:
+        code, out = _run(["docker", "version", "--format", VERSION_FORMAT], timeout, env)
+        if code != 0 or not out.rpartition("|")[2]:
             tried.append(f"{host or 'the default socket'}: {out or f'exit {code}'}")
             continue
-        name = engine_name(platform, version)
+        name = engine_name(out)
         code, compose = _run(["docker", "compose", "version", "--short"], timeout, env)
         if code != 0:
             return Probe(True, False, f"{name}{where}, but no `docker compose` plugin ({compose})")
