@@ -121,8 +121,9 @@ build() {
 }
 
 # extra-requirements.txt: what docker/airflow/Dockerfile adds, pre-installed so that its pip
-# step is satisfied offline, plus the postgres driver the official image carries.
-{ cat "$root/docker/airflow/requirements.txt"; echo "psycopg2-binary==2.9.10"; } >"$work/extra-requirements.txt"
+# step is satisfied offline, plus the postgres drivers the official image carries (psycopg2 for
+# the metadata database, asyncpg for its async engine).
+{ cat "$root/docker/airflow/requirements.txt"; printf "%s\n" psycopg2-binary==2.9.10 asyncpg==0.30.0; } >"$work/extra-requirements.txt"
 
 build postgres "$repo/postgres:15-standin"
 build moto "$repo/moto:$MOTO_VERSION-standin" "$lock" -- "MOTO_VERSION=$MOTO_VERSION"

@@ -20,8 +20,8 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 dir=${MUSICPIPE_ENGINE_DIR:-$root/.musicpipe/engine}
 sock=$dir/podman.sock
 conf=$dir/containers.conf
-# Health checks every this many seconds (the compose file's intervals are 5 to 30 s).
-tick=${MUSICPIPE_HEALTHCHECK_TICK:-5}
+# How often the health-check timer looks (each check runs once per its own interval).
+tick=${MUSICPIPE_HEALTHCHECK_TICK:-2}
 exec 3>&1 1>&2 # stdout is for the exports only
 
 as_root_apt() { # apt-get install <pkgs>, where we may
@@ -90,23 +90,32 @@ start() {
     # Podman runs a container's health check from a systemd timer it creates; without systemd
     # (this CI, most containers) nothing runs them, the containers stay "starting" for ever and
     # every `depends_on: condition: service_healthy` waits for ever. So this loop plays the
-    # timer: every few seconds `podman healthcheck run` for each running container that has a
-    # check (Podman applies the retries and start period), at most one run per container at a time.
+    # timer: `podman healthcheck run` for each running container that has a check, once per
+    # its interval (Podman counts the retries and the start period), one run per container at
+    # a time.
     setsid bash -c '
-      declare -A running
+      declare -A running last interval
       while :; do
+        now=$(date +%s)
         for c in $(podman ps -q --filter health=starting; podman ps -q --filter health=healthy;
                    podman ps -q --filter health=unhealthy); do
+          if [[ -z ${interval[$c]:-} ]]; then
+            secs=$(podman inspect --format "{{.Config.Healthcheck.Interval.Seconds}}" "$c" 2>/dev/null)
+            secs=${secs%%.*}
+            interval[$c]=$(( ${secs:-0} > 0 ? ${secs:-0} : 30 ))
+          fi
+          (( now - ${last[$c]:-0} >= interval[$c] )) || continue
           if [[ -z ${running[$c]:-} ]] || ! kill -0 "${running[$c]}" 2>/dev/null; then
             podman healthcheck run "$c" >/dev/null 2>&1 &
             running[$c]=$!
+            last[$c]=$now
           fi
         done
         sleep '"$tick"'
       done' >"$dir/healthcheck.log" 2>&1 </dev/null &
     echo $! >"$dir/healthcheck.pid"
   fi
-  echo "podman-engine: $(podman --version), API on unix://$sock, health checks every ${tick} s"
+  echo "podman-engine: $(podman --version), API on unix://$sock, health checks run by a timer (no systemd)"
   exports >&3
 }
 

@@ -11,7 +11,9 @@ as_pg() { setpriv --reuid=postgres --regid=postgres --init-groups "$@"; }
 if [[ ! -s $PGDATA/PG_VERSION ]]; then
   pwfile=$(mktemp) && printf '%s\n' "${POSTGRES_PASSWORD:?POSTGRES_PASSWORD is required}" >"$pwfile"
   chown postgres "$pwfile"
+  # UTF8, as the official image (en_US.utf8 there; C.UTF-8 is the locale Debian always has).
   as_pg initdb -D "$PGDATA" -U "$POSTGRES_USER" --pwfile="$pwfile" --auth-local=trust \
+    --encoding=UTF8 --locale=C.UTF-8 \
     --auth-host=scram-sha-256 >/dev/null
   rm -f "$pwfile"
   echo "host all all all scram-sha-256" >>"$PGDATA/pg_hba.conf"
