@@ -77,7 +77,7 @@ start() {
   if ! alive "$dir/service.pid"; then
     rm -f "$sock"
     # Its own session and process group, so stop ends it and nothing else.
-    setsid podman system service --time=0 "unix://$sock" >"$dir/service.log" 2>&1 </dev/null &
+    setsid podman system service --time=0 "unix://$sock" >"$dir/service.log" 2>&1 </dev/null 3>&- &
     echo $! >"$dir/service.pid"
   fi
   local i
@@ -112,7 +112,7 @@ start() {
           fi
         done
         sleep '"$tick"'
-      done' >"$dir/healthcheck.log" 2>&1 </dev/null &
+      done' >"$dir/healthcheck.log" 2>&1 </dev/null 3>&- &
     echo $! >"$dir/healthcheck.pid"
   fi
   echo "podman-engine: $(podman --version), API on unix://$sock, health checks run by a timer (no systemd)"
