@@ -33,7 +33,6 @@ lock=$root/requirements.lock
 pin() { sed -n "s/^$1==\\(.*\\)$/\\1/p" "$lock"; }
 AIRFLOW_VERSION=$(pin apache-airflow)
 MOTO_VERSION=$(pin moto)
-PYSPARK_VERSION=$(pin pyspark)
 # pyspark 3.5's Hadoop client and the AWS SDK v1 bundle hadoop-aws 3.3.4 was built against.
 HADOOP_VERSION=3.3.4
 AWS_SDK_VERSION=1.12.262
@@ -118,6 +117,11 @@ build() {
     echo "images: $tag built in $((SECONDS - t0)) s"
   fi
   "$engine" tag "$hashed" "$tag"
+  # Older input hashes of this image are untagged (their layers go with `image prune`).
+  local old
+  for old in $("$engine" images --format '{{.Repository}}:{{.Tag}}' "$repo/$name" | grep ':inputs-' | grep -vxF "$hashed"); do
+    "$engine" rmi "$old" >/dev/null 2>&1 || true
+  done
 }
 
 # extra-requirements.txt: what docker/airflow/Dockerfile adds, pre-installed so that its pip
@@ -130,7 +134,7 @@ build moto "$repo/moto:$MOTO_VERSION-standin" "$lock" -- "MOTO_VERSION=$MOTO_VER
 build airflow "$repo/airflow:$AIRFLOW_VERSION-standin" "$lock" "$work/extra-requirements.txt" -- \
   "AIRFLOW_VERSION=$AIRFLOW_VERSION"
 build glue "$repo/glue:5-standin" "$lock" -- "HADOOP_VERSION=$HADOOP_VERSION" \
-  "AWS_SDK_VERSION=$AWS_SDK_VERSION" "PYSPARK_VERSION=$PYSPARK_VERSION"
+  "AWS_SDK_VERSION=$AWS_SDK_VERSION"
 
 echo "images: done in $((SECONDS - started)) s (engine: $engine)"
 env_line >&3

@@ -132,10 +132,11 @@ stop_group() { # the process group of a PID file: TERM, then KILL after 10 s
 stop() {
   [[ -f $conf ]] && export CONTAINERS_CONF=$conf
   stop_group "$dir/healthcheck.pid"
-  # Containers of the Compose projects this engine ran (they outlive the API service).
+  # The musicpipe project's containers (they outlive the API service); Podman's storage is
+  # the machine's, so other projects' containers are left alone.
   if command -v podman >/dev/null; then
     local ids
-    ids=$(podman ps -aq --filter label=com.docker.compose.project 2>/dev/null || true)
+    ids=$(podman ps -aq --filter "label=com.docker.compose.project=${MUSICPIPE_COMPOSE_PROJECT:-musicpipe}" 2>/dev/null || true)
     [[ -z $ids ]] || { echo "podman-engine: removing $(wc -w <<<"$ids") compose container(s)"; podman rm -f $ids >/dev/null; }
   fi
   stop_group "$dir/service.pid"
