@@ -90,3 +90,14 @@ lock:
 
 clean:
 	rm -rf $(VENV) .pytest_cache
+
+# --- The Compose stack for real (tools/, docs/compose.md) ---------------------------------------
+.PHONY: images test-compose
+
+# Stand-in images from a local Debian base (no registry), cached by the hash of their inputs.
+images:
+	bash tools/images.sh
+
+# The engine (Podman where none answers), the images, the live test, a clean stop.
+test-compose: $(STAMP)
+	bash tools/test-compose.sh

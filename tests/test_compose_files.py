@@ -23,6 +23,8 @@ from .conftest import REPO
 
 COMPOSE_FILE = REPO / "docker-compose.yml"
 DOCKERFILES = sorted((REPO / "docker").glob("*/Dockerfile"))
+# The stand-ins `make images` builds where no registry answers (tools/images.sh).
+STANDIN_DOCKERFILES = sorted((REPO / "docker" / "standin").glob("*/Dockerfile"))
 AIRFLOW_COMPONENTS = ("airflow-apiserver", "airflow-scheduler", "airflow-dag-processor")
 # The entrypoint calls `python`, as in the image: this venv's, with boto3.
 HOST_PATH = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
@@ -141,20 +143,120 @@ def test_images_are_pinned_to_the_versions_the_project_runs(resolved):
     # 4.14.0: the last LocalStack that runs without an auth token.
     assert services["localstack"]["image"] == "localstack/localstack:4.14.0"
     assert services["postgres"]["image"] == "postgres:16.15"
-    froms = {p.parent.name: re.search(r"^FROM (\S+)", p.read_text(), re.M)[1] for p in DOCKERFILES}
+    # Each Dockerfile builds FROM a base image variable whose default is the official image;
+    # the compose file passes the same default (or `make images`' stand-in) to the build.
+    froms = {}
+    for p in DOCKERFILES:
+        text = p.read_text()
+        arg = re.search(r"^FROM \$\{(\w+)\}$", text, re.M)[1]
+        froms[p.parent.name] = re.search(rf"^ARG {arg}=(\S+)$", text, re.M)[1]
+        service = services["glue" if p.parent.name == "glue" else "airflow-scheduler"]
+        assert service["build"]["args"][arg] == froms[p.parent.name]
     airflow = _lock_version("apache-airflow")
     assert froms == {
         # MWAA's Airflow on MWAA's Python, at the version the embedded stack runs.
         "airflow": f"apache/airflow:{airflow}-python3.12",
         "glue": "public.ecr.aws/glue/aws-glue-libs:5.1.0",
     }
-    # What the Airflow image adds is pinned to requirements.lock.
-    for line in (REPO / "docker" / "airflow" / "requirements.txt").read_text().splitlines():
-        if line and not line.startswith("#"):
-            name, version = re.match(r"([\w.-]+)(?:\[[^]]*\])?==(\S+)", line).groups()
-            assert version == _lock_version(name), line
-    # The Glue image installs nothing of its own: the emulator needs only what the image has.
-    assert not (REPO / "docker" / "glue" / "requirements.txt").exists()
+    # What the Airflow and Glue images add is pinned to requirements.lock.
+    for image in ("airflow", "glue"):
+        for line in (REPO / "docker" / image / "requirements.txt").read_text().splitlines():
+            if line and not line.startswith("#"):
+                name, version = re.match(r"([\w.-]+)(?:\[[^]]*\])?==(\S+)", line).groups()
+                assert version == _lock_version(name), line
+
+
+def test_image_variables_swap_in_the_stand_ins_and_nothing_else(tools):
+    """`make images` points the compose file at its stand-ins through image variables only."""
+    env = {
+        "MUSICPIPE_POSTGRES_IMAGE": "localhost/musicpipe/postgres:15-standin",
+        "MUSICPIPE_MOTO_IMAGE": "localhost/musicpipe/moto:standin",
+        "MUSICPIPE_AIRFLOW_BASE_IMAGE": "localhost/musicpipe/airflow:standin",
+        "MUSICPIPE_GLUE_BASE_IMAGE": "localhost/musicpipe/glue:5-standin",
+    }
+    done = docker_compose(tools, "-f", str(MOTO_OVERRIDE), "config", "--format", "json", env=env)
+    assert done.returncode == 0, done.stderr
+    services = json.loads(done.stdout)["services"]
+    assert services["postgres"]["image"] == env["MUSICPIPE_POSTGRES_IMAGE"]
+    assert services["localstack"]["image"] == env["MUSICPIPE_MOTO_IMAGE"]
+    for name in (*AIRFLOW_COMPONENTS, "airflow-triggerer", "airflow-init"):
+        assert (
+            services[name]["build"]["args"]["AIRFLOW_BASE_IMAGE"]
+            == env["MUSICPIPE_AIRFLOW_BASE_IMAGE"]
+        )
+    for name in ("glue", "glue-jobs", "aws-bootstrap"):
+        assert (
+            services[name]["build"]["args"]["GLUE_BASE_IMAGE"] == env["MUSICPIPE_GLUE_BASE_IMAGE"]
+        )
+    # What tools/images.sh exports is exactly these variables.
+    line = subprocess.run(
+        ["bash", str(REPO / "tools" / "images.sh"), "env"], capture_output=True, text=True
+    ).stdout
+    assert sorted(re.findall(r"(MUSICPIPE_\w+)=", line)) == sorted(env)
+
+
+def _healthchecks(resolved: dict) -> dict[str, list[str]]:
+    return {
+        name: svc["healthcheck"]["test"]
+        for name, svc in resolved["services"].items()
+        if svc.get("healthcheck", {}).get("test")
+    }
+
+
+@pytest.mark.parametrize("variant", ["localstack", "moto"])
+def test_no_health_check_is_exec_form_with_spaces_in_one_argument(tools, variant):
+    """Podman's Docker API (4.x) joins an exec-form check's arguments and splits them again at
+    spaces, so `["CMD", "python", "-c", "import a; b()"]` runs `python -c import` and the
+    service never turns healthy. Exec form is fine only where no argument holds a space;
+    CMD-SHELL strings are stored intact by both engines."""
+    extra = ["-f", str(MOTO_OVERRIDE)] if variant == "moto" else []
+    done = docker_compose(tools, *extra, "config", "--format", "json")
+    assert done.returncode == 0, done.stderr
+    checks = _healthchecks(json.loads(done.stdout))
+    assert checks
+    for name, test in checks.items():
+        assert test[0] in ("CMD", "CMD-SHELL"), (name, test)
+        if test[0] == "CMD":
+            assert not any(" " in arg for arg in test[1:]), (name, test)
+        else:
+            assert len(test) == 2, (name, test)
+
+
+def test_health_checks_are_cheap_and_patient(resolved):
+    """A loaded laptop: no check starts the Airflow CLI (~25 s per call there), and every
+    timeout leaves room for a slow answer."""
+    for name, svc in resolved["services"].items():
+        check = svc.get("healthcheck")
+        if not check:
+            continue
+        assert not re.search(r"\bairflow\s+\w", " ".join(check["test"][1:])), name
+        timeout = check["timeout"]
+        seconds = int(timeout.removesuffix("s")) if isinstance(timeout, str) else timeout / 1e9
+        assert seconds >= 20, (name, timeout)
+
+
+AIRFLOW_SERVICES = (*AIRFLOW_COMPONENTS, "airflow-triggerer", "airflow-init")
+
+
+def test_every_airflow_service_gets_the_same_secrets_from_the_same_place(resolved):
+    """One Fernet key (a triggerer with another one crash-loops on InvalidToken), API secret and
+    JWT secret for every Airflow container: none set in the compose file (no fixed default),
+    all read by the entrypoint from one file in one shared volume."""
+    services = resolved["services"]
+    places = set()
+    for name in AIRFLOW_SERVICES:
+        env = services[name]["environment"]
+        for key in compose.SHARED_SECRETS:
+            assert key not in env, (name, key)
+        path = Path(env[compose.SECRETS_ENV])
+        volume = _mounts(services[name]).get(str(path.parent))
+        assert volume in resolved["volumes"], (name, path)
+        places.add((str(path), volume))
+    assert len(places) == 1, places
+    # The other services never see them.
+    for name, svc in services.items():
+        if name not in AIRFLOW_SERVICES:
+            assert compose.SECRETS_ENV not in svc.get("environment", {}), name
 
 
 def _depends(resolved: dict, name: str) -> dict[str, str]:
@@ -276,6 +378,47 @@ def test_the_airflow_entrypoint_sets_the_connection_variable_and_login(tmp_path)
     extra = json.loads(seen["env"]["AIRFLOW_CONN_AWS_DEFAULT"])["extra"]
     assert extra["endpoint_url"] == "http://localstack:4566"
     assert extra["service_config"]["glue"]["endpoint_url"] == "http://glue:4567"
+
+
+def test_the_entrypoint_generates_the_shared_secrets_once_and_every_container_reads_them(
+    tmp_path,
+):
+    """The first Airflow container writes the secrets file; the next ones (any component)
+    read the same values; nothing is a fixed default."""
+    fake = tmp_path / "entrypoint"
+    fake.write_text(RECORDING_ENTRYPOINT)
+    fake.chmod(0o755)
+    secrets_file = tmp_path / "volume" / "airflow-secrets.env"
+    seen = []
+    for n, command in enumerate(["db", "triggerer", "scheduler"]):
+        record = tmp_path / f"seen-{n}.json"
+        env = {
+            "PATH": HOST_PATH,
+            "MUSICPIPE_ROOT": str(REPO),
+            "AIRFLOW_IMAGE_ENTRYPOINT": str(fake),
+            "RECORD": str(record),
+            "MUSICPIPE_AIRFLOW_PASSWORD": "pw",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(tmp_path / "pw.json"),
+            compose.SECRETS_ENV: str(secrets_file),
+        }
+        done = subprocess.run(
+            ["bash", str(REPO / "docker" / "airflow" / "entrypoint.sh"), command],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+        got = json.loads(record.read_text())["env"]
+        seen.append({k: got[k] for k in compose.SHARED_SECRETS})
+    assert seen[0] == seen[1] == seen[2]
+    assert oct(secrets_file.stat().st_mode & 0o777) == "0o600"
+    import base64
+
+    assert len(base64.urlsafe_b64decode(seen[0]["AIRFLOW__CORE__FERNET_KEY"])) == 32
+    # Another checkout (another volume) gets other secrets.
+    other = compose.shared_airflow_secrets(tmp_path / "other" / "airflow-secrets.env")
+    assert all(other[k] != seen[0][k] for k in compose.SHARED_SECRETS)
 
 
 def test_the_entrypoint_fails_loudly_when_the_manifest_is_broken(tmp_path):

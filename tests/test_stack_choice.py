@@ -23,7 +23,8 @@ case "$1 $2" in
     if [ "$FAKE_DOCKER" = none ]; then
       echo "Cannot connect to the Docker daemon at unix:///var/run/docker.sock." >&2; exit 1
     fi
-    echo 27.3.1 ;;
+    if [ -n "$FAKE_PODMAN" ]; then echo "linux/amd64/debian-12|Podman Engine,Conmon,Engine,|4.3.1"
+    else echo 27.3.1; fi ;;
   "compose version")
     if [ "$FAKE_DOCKER" = compose ]; then echo 2.29.7; else
       echo "docker: 'compose' is not a docker command." >&2; exit 1; fi ;;
@@ -99,6 +100,38 @@ def test_up_forced_to_compose_fails_at_once_and_starts_nothing(fake_docker, stac
     assert choice.recorded(state) is None
 
 
+def test_the_choice_names_the_engine_that_answers(fake_docker, monkeypatch):
+    fake_docker("compose")
+    monkeypatch.setenv("FAKE_PODMAN", "1")
+    monkeypatch.setenv("DOCKER_HOST", "unix:///run/some/podman.sock")
+    chosen = choice.choose("compose")
+    assert chosen.engine == "Podman 4.3.1"
+    assert chosen.host == "unix:///run/some/podman.sock"
+    assert "Podman 4.3.1 on unix:///run/some/podman.sock" in chosen.reason
+    assert choice.engine_name("Docker Desktop 4.40.0 (187762)|Engine,containerd,|28.0.4") == (
+        "Docker Desktop 4.40.0 (187762) 28.0.4"
+    )
+
+
+def test_without_docker_host_docker_s_socket_comes_first_then_podman_s(tmp_path, monkeypatch):
+    import socket
+
+    run = tmp_path / "run"
+    (run / "podman").mkdir(parents=True)
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(str(run / "podman" / "podman.sock"))
+    try:
+        hosts = choice.engine_hosts({"XDG_RUNTIME_DIR": str(run)})
+        assert hosts[0] == ""  # the docker CLI's own default (context, /var/run/docker.sock)
+        assert f"unix://{run}/podman/podman.sock" in hosts
+        # A DOCKER_HOST set is the only one tried.
+        assert choice.engine_hosts({"DOCKER_HOST": "tcp://10.0.0.1:2375"}) == [
+            "tcp://10.0.0.1:2375"
+        ]
+    finally:
+        sock.close()
+
+
 def test_a_failing_docker_compose_up_is_reported_with_its_error(fake_docker, stack_env, tmp_path):
     fake_docker("compose")
     env = {**os.environ, "MUSICPIPE_STACK": "auto"}
@@ -113,7 +146,10 @@ def test_a_failing_docker_compose_up_is_reported_with_its_error(fake_docker, sta
     # Recorded all the same: `down` must reach whatever Compose did start.
     assert choice.recorded(Path(stack_env["MUSICPIPE_STATE_DIR"])) == "compose"
     status = run_cli("status", env=env)
-    assert "services (compose stack)" in status.stdout, status.stdout + status.stderr
+    # `status` names the engine `up` found.
+    assert "services (compose stack on Docker engine 27.3.1)" in status.stdout, (
+        status.stdout + status.stderr
+    )
 
 
 def test_an_unknown_stack_is_refused_naming_the_setting(stack_env):

@@ -244,6 +244,8 @@ def up(
         stack = STACKS[chosen.kind](settings, manifest)
         # Recorded first: if `up` fails half-way, `down` still reaches what it started.
         choice.record(settings.state_dir, chosen.kind)
+        if chosen.kind == choice.COMPOSE:
+            choice.record_engine(settings.state_dir, chosen.host, chosen.engine)
         with console.status(f"starting the {chosen.kind} stack…") as spinner:
             progress = UpProgress(spinner)
             report = stack.up(fresh=fresh, timeout=timeout, progress=progress)
@@ -333,6 +335,7 @@ def status(
                 if not is_busy_error(exc):
                     raise
                 runs_note = f"Airflow is busy ({type(exc).__name__}): runs not shown"
+        engine = stack.engine().get("name") if isinstance(stack, ComposeStack) else None
     states = {svc.name: _service_state(svc) for svc in st.services}
     # Down means stopped; a component that runs but answers slowly is busy, not down.
     down = [name for name, state in states.items() if state == "stopped"]
@@ -358,10 +361,12 @@ def status(
                 "snapshot": None if st.snapshot is None else dataclasses.asdict(st.snapshot),
                 "runs": None if runs is None else [_run_dict(r) for r in runs],
                 "airflow_url": stack.airflow.url,
+                "engine": engine,
             }
         )
         raise typer.Exit(EXIT_FAILURE if down else 0)
-    table = Table(title=f"services ({stack.kind} stack)", title_justify="left")
+    title = f"services ({stack.kind} stack{f' on {engine}' if engine else ''})"
+    table = Table(title=title, title_justify="left")
     for col in ("service", "state", "pid", "endpoint", "uptime", "log"):
         table.add_column(col, overflow="fold")
     for svc in st.services:

@@ -14,6 +14,7 @@ the host reaches the published ports on 127.0.0.1, the same ports as the embedde
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import secrets
@@ -30,6 +31,7 @@ from musicpipe.artifacts import REPO_ROOT
 from musicpipe.bootstrap import bootstrap
 from musicpipe.dag.config import VARIABLE
 from musicpipe.manifest import ConfigError, Manifest, load_manifest
+from musicpipe.stack import choice
 from musicpipe.stack.airflow_api import USER, AirflowApi, AirflowError, aws_connection, dag_variable
 from musicpipe.stack.base import (
     GLUE_HEALTH_PATH,
@@ -68,6 +70,49 @@ SERVICES = {
 }
 AIRFLOW_SERVICES = tuple(name for name in SERVICES if name.startswith("airflow-"))
 ONE_SHOT = ("glue-jobs", "airflow-init")  # and aws-bootstrap with moto
+
+
+# What every Airflow container must share: a triggerer with another Fernet key than the
+# component that stored a trigger crash-loops on InvalidToken; tokens signed by one api-server
+# must verify everywhere. Generated once into one file (the airflow-secrets volume), never a
+# default in the compose file.
+SHARED_SECRETS = (
+    "AIRFLOW__CORE__FERNET_KEY",
+    "AIRFLOW__API__SECRET_KEY",
+    "AIRFLOW__API_AUTH__JWT_SECRET",
+)
+SECRETS_ENV = "MUSICPIPE_AIRFLOW_SECRETS"
+
+
+def _new_secrets() -> dict[str, str]:
+    return {
+        # A Fernet key is 32 random bytes, urlsafe base64 (what Fernet.generate_key() returns).
+        "AIRFLOW__CORE__FERNET_KEY": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
+        "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(32),
+        "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
+    }
+
+
+def shared_airflow_secrets(path: Path) -> dict[str, str]:
+    """The secrets in ``path``, generated there first if it does not exist yet. The first
+    writer wins (a hard link never replaces a file), so two containers starting at once still
+    end up with one key."""
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}")
+        tmp.write_text("".join(f"{k}={v}\n" for k, v in _new_secrets().items()))
+        tmp.chmod(0o600)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+    found = dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
+    missing = [k for k in SHARED_SECRETS if not found.get(k)]
+    if missing:
+        raise ConfigError(f"{path} lacks {', '.join(missing)}; delete it to generate it anew")
+    return {k: found[k] for k in SHARED_SECRETS}
 
 
 class ComposeError(StackError):
@@ -131,12 +176,21 @@ class ComposeStack:
         return self.settings.compose_aws == "moto"
 
     # -- docker compose ----------------------------------------------------------------
+    def engine(self) -> dict[str, str]:
+        """The engine `up` found ({"host", "name"}; empty before any `up`)."""
+        return choice.recorded_engine(self.settings.state_dir)
+
     def environment(self) -> dict[str, str]:
-        """docker compose's environment: the host ports and the Airflow login it publishes."""
+        """docker compose's environment: the engine `up` found, the host ports and the Airflow
+        login it publishes."""
         s = self.settings
         _, password = self.airflow.login()
+        engine = {}
+        if not os.environ.get("DOCKER_HOST") and self.engine().get("host"):
+            engine["DOCKER_HOST"] = self.engine()["host"]
         return {
             **os.environ,
+            **engine,
             "MUSICPIPE_AWS_PORT": str(s.aws_port),
             "MUSICPIPE_GLUE_PORT": str(s.glue_port),
             "MUSICPIPE_AIRFLOW_PORT": str(s.airflow_port),
@@ -388,12 +442,16 @@ def check_manifest_reaches_containers(manifest: Manifest) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m musicpipe.stack.compose airflow-env`: shell exports for the Airflow
-    containers' entrypoint (the connection and the Variable, from the mounted checkout)."""
+    containers' entrypoint (the connection and the Variable, from the mounted checkout; and the
+    shared secrets from the file ``MUSICPIPE_AIRFLOW_SECRETS`` names, generated if missing)."""
     args = sys.argv[1:] if argv is None else argv
     if args != ["airflow-env"]:
         print("usage: python -m musicpipe.stack.compose airflow-env", file=sys.stderr)
         return 2
-    for key, value in airflow_environment(load_manifest()).items():
+    exports = airflow_environment(load_manifest())
+    if os.environ.get(SECRETS_ENV):
+        exports.update(shared_airflow_secrets(Path(os.environ[SECRETS_ENV])))
+    for key, value in exports.items():
         print(f"export {key}={shlex.quote(value)}")
     return 0
 
