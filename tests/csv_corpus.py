@@ -140,9 +140,10 @@ def write_corpus(out: Path) -> dict[str, tuple[Path, int, dict[str, int]]]:
             _line(["", "", "", ""]),
             _line([u, t, ts, ""]),
             ",".join([u, t, ts, ""]),
+            *(",".join([*good(i), '""']) for i in range(30, 33)),  # under the threshold
         ]
     )
-    write("empty_quoted.csv", text + "\n", 6, missing_key=3, bad_listen_time=1)
+    write("empty_quoted.csv", text + "\n", 9, missing_key=3, bad_listen_time=1)
 
     # CRLF records, LF line breaks inside quoted fields (key columns and listen_time too).
     lines = ["user_id,track_id,listen_time,note"]

@@ -6,11 +6,13 @@ reader, which treat a key as a path: ``streams/../x.csv`` becomes ``x.csv``, ``.
 scheme, and Spark expands glob characters (``{``, ``}``, ``[``, ``]``, ``*``, ``?``, and ``\\``
 as their escape) when it lists the paths it is given. The ETL names a row's file from
 ``input_file_name()``, a URI whose ``%`` escapes it decodes, so a ``%`` in a key would name
-another file. Control characters have no place in a path either.
+another file. The DAG hands the validated keys to the ETL as one comma-separated argument
+(``--stream_keys``), so a ``,`` would cut a key in two. Control characters have no place in a
+path either.
 
 Such a key would make Spark read another object, or none, and fail the whole batch. The
 validation job quarantines a file whose key breaks this rule before anything reads it, and the
-ETL skips such a key if it is handed one. Everything else (spaces, ``+``, ``=``, ``,``,
+ETL skips such a key if it is handed one. Everything else (spaces, ``+``, ``=``, ``;``, ``@``,
 non-ASCII letters, ...) is read as it is.
 
 Python 3.9-compatible and stdlib-only (the validation job runs in Glue's Python shell).
@@ -39,6 +41,8 @@ def key_problem(key: str) -> str | None:
         if segment in (".", ".."):
             return f"it has a {segment!r} path segment, which Hadoop resolves to another path"
     for char in key:
+        if char == ",":
+            return "it contains ',', which separates keys in the jobs' --stream_keys argument"
         if char in SPECIAL_CHARACTERS:
             return (
                 f"it contains {char!r}, which Hadoop or Spark reads as a path pattern or "
