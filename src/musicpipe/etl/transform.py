@@ -61,8 +61,11 @@ def read_csv(spark: SparkSession, path: str | list[str], header: list[str]) -> D
     The records are those Python's ``csv`` gives the validation job (RFC 4180): a quoted field
     may hold separators, doubled quotes and line breaks. That takes Spark's multi-line mode;
     without it Spark splits a record at a quoted line break and the halves become two bad
-    rows (issue #14). Multi-line mode reads each file as one split, which costs nothing here:
-    files are read whole anyway (one file is one task up to 128 MB) and a batch has many files.
+    rows (issue #14). Multi-line mode cannot split a file: each file is read by one task.
+    Real stream files (11,346 rows, about 0.5 MB) were one split anyway, and a batch of many
+    files keeps every core busy; what is lost is splitting one big file across cores
+    (Spark splits a file into total size / cores pieces, at most 128 MB). The measured cost
+    is in docs/pipeline.md (Performance).
     """
     names = normalized_names(header)
     schema = StructType([StructField(name, StringType()) for name in names])
