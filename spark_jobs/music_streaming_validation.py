@@ -33,6 +33,7 @@ from awsglue.utils import getResolvedOptions
 from botocore.exceptions import ClientError
 
 from musicpipe.contract.columns import SONGS, STREAMS, USERS
+from musicpipe.contract.keys import key_problem, refused_key_message
 from musicpipe.contract.validation import (
     FAILED,
     build_report,
@@ -138,10 +139,17 @@ def validate_references(s3, raw_bucket: str):
 
 
 def validate_stream(s3, raw_bucket: str, key: str, ids: dict, threshold: str):
-    if not key.startswith(STREAMS_PREFIX):
-        return failed_file(
-            key, STREAMS, f"not a stream file: keys must start with {STREAMS_PREFIX}"
-        )
+    problem = key_problem(key)
+    if problem is not None:
+        # Refused before anything reads it: Spark would read another path. The ETag makes
+        # the file movable to quarantine (a key outside streams/ is not ours to move).
+        etag = None
+        if key.startswith(STREAMS_PREFIX):
+            try:
+                etag = plain_etag(s3.head_object(Bucket=raw_bucket, Key=key)["ETag"])
+            except ClientError as exc:
+                return failed_file(key, STREAMS, _read_error(raw_bucket, key, exc))
+        return failed_file(key, STREAMS, refused_key_message(key, problem), etag=etag)
     try:
         obj = s3.get_object(Bucket=raw_bucket, Key=key)
     except ClientError as exc:

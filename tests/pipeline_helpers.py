@@ -57,6 +57,18 @@ class Pipeline:
             time.sleep(0.5)
         raise AssertionError(f"{name} run {run_id} did not finish in {timeout} s")
 
+    def validate(self, batch_id: str, keys: list[str] | None = None) -> dict:
+        """Run the validation job as the DAG does; return its report."""
+        import json
+
+        args = {"--batch_id": batch_id}
+        if keys:
+            args["--stream_keys"] = ",".join(keys)
+        run = self.run_job(MANIFEST.validation_job, args)
+        assert run["JobRunState"] == "SUCCEEDED", run.get("ErrorMessage")
+        key = f"validation_reports/{batch_id}/report.json"
+        return json.loads(self.s3.get_object(Bucket=PROCESSED, Key=key)["Body"].read())
+
     def etl(self, batch_id: str, keys: list[str] | None = None, expect="SUCCEEDED") -> dict:
         args = {"--batch_id": batch_id}
         if keys:

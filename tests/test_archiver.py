@@ -256,3 +256,54 @@ def test_copy_that_does_not_verify_keeps_the_original_and_drops_the_copy(env):
     assert "archived_key" not in Tracker(ddb, TRACKER).get("streams/a.csv")
     [retry] = archive_completed_files(s3, ddb, RAW, TRACKER)
     assert retry.status == ARCHIVED
+
+
+def test_unchanged_reupload_of_a_completed_file_is_archived_as_already_counted(env, caplog):
+    from musicpipe.dag import steps
+
+    s3, ddb = env
+    etag = upload(s3, "streams/a.csv")
+    track(ddb, "streams/a.csv", etag)
+    archive_completed_files(s3, ddb, RAW, TRACKER, keys=["streams/a.csv"])
+    first = archive_keys(s3)
+    # The same bytes under the same key again: never processed (validation skips it), and a
+    # run that processes nothing still ends with the archive step, for no completed keys.
+    assert upload(s3, "streams/a.csv") == etag
+    other = upload(s3, "streams/b.csv", CSV + b"u2,t2,2024-06-01 11:00:00\n")
+    track(ddb, "streams/b.csv", other)
+    upload(s3, "streams/new.csv", CSV + b"u3,t3,2024-06-01 12:00:00\n")  # not processed yet
+
+    results = steps.archive(s3, ddb, raw_bucket=RAW, tracker_table=TRACKER, keys=[])
+
+    assert {r["file_key"]: r["status"] for r in results} == {
+        "streams/a.csv": ARCHIVED,
+        "streams/b.csv": ARCHIVED,
+    }
+    assert all("already counted" in r["detail"] for r in results)
+    assert not exists(s3, "streams/a.csv") and not exists(s3, "streams/b.csv")
+    assert exists(s3, "streams/new.csv")  # new data waits for its run
+    assert set(first) <= set(archive_keys(s3))
+    item = Tracker(ddb, TRACKER).get("streams/a.csv")
+    assert (item["status"], item["etag"]) == (COMPLETED, etag)
+
+
+def test_a_reupload_with_other_bytes_is_not_already_counted(env):
+    from musicpipe.dag import steps
+
+    s3, ddb = env
+    track(ddb, "streams/a.csv", upload(s3, "streams/a.csv"))
+    archive_completed_files(s3, ddb, RAW, TRACKER)
+    upload(s3, "streams/a.csv", CSV + b"u2,t2,2024-06-01 11:00:00\n")
+    assert steps.archive(s3, ddb, raw_bucket=RAW, tracker_table=TRACKER, keys=[]) == []
+    assert exists(s3, "streams/a.csv")
+
+
+def test_files_of_the_run_are_archived_once_not_again_as_already_counted(env):
+    from musicpipe.dag import steps
+
+    s3, ddb = env
+    track(ddb, "streams/a.csv", upload(s3, "streams/a.csv"))
+    results = steps.archive(s3, ddb, raw_bucket=RAW, tracker_table=TRACKER, keys=["streams/a.csv"])
+    assert [(r["file_key"], r["status"], r["detail"]) for r in results] == [
+        ("streams/a.csv", ARCHIVED, "")
+    ]

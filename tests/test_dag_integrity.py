@@ -70,7 +70,15 @@ def test_spec_tasks_and_branch(loaded):
     assert down["check_validation_status"] == {ETL_TASK, VALIDATION_FAILED_TASK, NO_NEW_FILES_TASK}
     assert down[ETL_TASK] == {"write_kpis_to_dynamodb"}
     assert down["write_kpis_to_dynamodb"] == {"archive_processed_files"}
+    # Every branch ends with the archive step (unchanged re-uploads take the other two).
+    assert down[VALIDATION_FAILED_TASK] == {"archive_processed_files"}
+    assert down[NO_NEW_FILES_TASK] == {"archive_processed_files"}
     assert down["archive_processed_files"] == set()
+    assert (
+        tasks["archive_processed_files"]["trigger_rule"]
+        .lower()
+        .endswith("none_failed_min_one_success")
+    )
     assert "Branch" in tasks["check_validation_status"]["operator"]
 
 

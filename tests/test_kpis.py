@@ -24,7 +24,13 @@ import pytest
 from musicpipe import oracle
 from musicpipe.contract import kpis
 from musicpipe.contract.columns import SONGS, STREAMS, USERS, column_positions
-from musicpipe.contract.rules import REASONS, clean_key, parse_listen_time, reject_reason
+from musicpipe.contract.rules import (
+    MAX_FIELD_CHARS,
+    REASONS,
+    clean_key,
+    parse_listen_time,
+    reject_reason,
+)
 from musicpipe.data.generator import generate_dataset
 
 REPO = Path(__file__).resolve().parents[1]
@@ -600,7 +606,13 @@ def test_oracle_on_small_files(small_files):
     accounting = oracle.row_accounting(songs, users, streams)
     assert accounting[str(streams[0])] == {
         "rows_read": 19,
-        "rejected": {"missing_key": 1, "bad_listen_time": 1, "unknown_track": 1, "unknown_user": 1},
+        "rejected": {
+            "field_too_large": 0,
+            "missing_key": 1,
+            "bad_listen_time": 1,
+            "unknown_track": 1,
+            "unknown_user": 1,
+        },
         "accepted": 15,
         "duplicates_within_file": 1,
     }
@@ -673,6 +685,7 @@ def test_oracle_row_rules_match_contract_rules(small_files, tmp_path):
     rows = [("1", "a", t) for t in LISTEN_TIMES] + [(u, k, "2026-11-01 10:00:00") for u, k in KEYS]
     rows.append(("", "a", "garbage"))  # missing_key comes before bad_listen_time
     rows.append(("999", "zz", "2026-11-01 10:00:00"))  # unknown_track before unknown_user
+    rows.append(("", "a", "x" * (MAX_FIELD_CHARS + 1)))  # field_too_large comes first
     path = write_csv(tmp_path / "edge.csv", ["user_id", "track_id", "listen_time"], rows)
     paths = [path, SAMPLES / "bad/bad_timestamps.csv", SAMPLES / "bad/unknown_ids.csv",
              SAMPLES / "edge/bom_crlf_iso.csv"]  # fmt: skip
@@ -688,7 +701,12 @@ def test_oracle_row_rules_match_contract_rules(small_files, tmp_path):
         for p in stream_paths:
             for n, row in enumerate(read_rows(p, STREAMS), start=1):
                 reason = reject_reason(
-                    row["user_id"], row["track_id"], row["listen_time"], known_tracks, known_users
+                    row["user_id"],
+                    row["track_id"],
+                    row["listen_time"],
+                    known_tracks,
+                    known_users,
+                    longest_field=max(len(v or "") for v in row.values()),
                 )
                 expected.append(
                     {
@@ -770,6 +788,7 @@ def test_oracle_matches_contract_on_samples():
 
     accounting = oracle.row_accounting(songs, users, streams)
     assert accounting[str(SAMPLES / "bad/unknown_ids.csv")]["rejected"] == {
+        "field_too_large": 0,
         "missing_key": 6,
         "bad_listen_time": 0,
         "unknown_track": 24,

@@ -164,6 +164,7 @@ def test_mixed_batch_report_quarantine_and_tracker(deployed):
     }
     assert {k for k, f in files.items() if f["status"] == "FAILED"} == failed
     assert files["streams/unknown_ids.csv"]["rows_rejected"] == {
+        "field_too_large": 0,
         "missing_key": 6,
         "bad_listen_time": 0,
         "unknown_track": 24,

@@ -7,9 +7,14 @@ arrivals queue; an AssetWatcher polls it and every batch of messages updates the
 run whose files an earlier run already took ends on the skip path).
 
     wait_for_streams_files → validate_data_quality → check_validation_status
-        ├→ realtime_etl_processing → write_kpis_to_dynamodb → archive_processed_files
-        ├→ validation_failed   (report path in the log; bad files are in quarantine)
-        └→ no_new_files        (nothing waiting)
+        ├→ realtime_etl_processing → write_kpis_to_dynamodb ─┐
+        ├→ validation_failed   (report path in the log; bad  ├→ archive_processed_files
+        │                       files are in quarantine)     │
+        └→ no_new_files        (nothing new waiting) ────────┘
+
+archive_processed_files ends every run that did not fail: it archives the files the run
+completed, and unchanged re-uploads of COMPLETED files (already counted, never processed
+again), which otherwise take the skip path and would wait in streams/ for ever.
 
 Configuration: the Airflow Variable ``music_streaming_pipeline`` (JSON; see
 musicpipe/dag/config.py and docs/airflow.md) and the AWS connection it names (default
@@ -158,20 +163,31 @@ with DAG(
         log.info("KPIs written: %s", summary)
         return summary
 
-    @task(task_id="archive_processed_files")
-    def archive_processed_files(written: dict) -> list[dict]:
+    # Runs after whichever branch ran, unless something failed (then the files stay for the
+    # retry). On the skip and failure branches write_kpis_to_dynamodb is skipped and left no
+    # XCom: only the already-counted re-uploads are archived. (The rule as a string: the same
+    # on every Airflow version MWAA offers.)
+    @task(task_id="archive_processed_files", trigger_rule="none_failed_min_one_success")
+    def archive_processed_files(ti=None) -> list[dict]:
         from musicpipe.dag import steps
 
+        written = ti.xcom_pull(task_ids="write_kpis_to_dynamodb") or {}
         s3, dynamodb, _ = _hooks()
         results = steps.archive(
             s3,
             dynamodb,
             raw_bucket=cfg.raw_bucket,
             tracker_table=cfg.tracker_table,
-            keys=written["files_completed"],
+            keys=written.get("files_completed", []),
         )
         for result in results:
-            log.info("%s: %s %s", result["file_key"], result["status"], result["to"] or "")
+            log.info(
+                "%s: %s %s %s",
+                result["file_key"],
+                result["status"],
+                result["to"] or "",
+                result["detail"],
+            )
         return results
 
     @task(task_id="validation_failed")
@@ -188,7 +204,8 @@ with DAG(
 
     branch = check_validation_status()
     written = write_kpis_to_dynamodb()
+    failed = validation_failed()
     wait_for_streams_files >> validate_data_quality >> branch
     branch >> realtime_etl_processing >> written
-    archive_processed_files(written)
-    branch >> [validation_failed(), no_new_files]
+    branch >> [failed, no_new_files]
+    [written, failed, no_new_files] >> archive_processed_files()

@@ -3,16 +3,20 @@ DuckDB SQL.
 
 The Spark ETL and ``musicpipe.contract.kpis`` are compared against this module, so it shares
 no logic with them: the row rules, the UTC conversion, the dedup, the ranking and the
-tie-breaks are all SQL here. Only the listen_time pattern *string* is imported, because it
-is the contract's definition of a well-formed listen_time. Rounding happens in Python with
+tie-breaks are all SQL here. Only the listen_time pattern *string* and the cell size limit
+are imported, because they are the contract's definitions of a well-formed listen_time and of
+a cell too large. Rounding happens in Python with
 Decimal from the exact integer numerator and denominator that SQL returns.
 
 Record shapes are those documented in ``musicpipe.contract.kpis``, so results compare with ==.
 
 Rules as implemented here (docs/data-contract.md and ``contract/rules.py``):
 
-- CSVs: header required, all columns read as text, RFC 4180 quoting; column names match after
-  stripping a BOM, trimming and lower-casing (first occurrence wins); extra columns ignored.
+- CSVs: header required, all columns read as text, RFC 4180 quoting (separators, doubled
+  quotes and LF / CRLF line breaks inside quoted fields); column names match after stripping
+  a BOM, trimming and lower-casing (first occurrence wins); extra columns ignored.
+- A stream row with a cell (any column) longer than ``MAX_FIELD_CHARS`` characters is
+  ``field_too_large``, before every other rule.
 - Keys (user_id, track_id) are trimmed of whitespace (Python's ``str.strip`` set) and
   compared as text. An empty field counts as an empty string.
 - songs / users with a repeated key keep one row: the smallest (track_genre, track_name,
@@ -20,8 +24,8 @@ Rules as implemented here (docs/data-contract.md and ``contract/rules.py``):
 - listen_time (trimmed) must match ``LISTEN_TIME_PATTERN`` and be a real calendar instant
   (year >= 1, second < 60); an offset must be under 18 h; the value is converted to UTC and
   fractions beyond microseconds are truncated.
-- A row gets the first rule it breaks: missing_key, bad_listen_time, unknown_track,
-  unknown_user.
+- A row gets the first rule it breaks: field_too_large, missing_key, bad_listen_time,
+  unknown_track, unknown_user.
 - An event is (user_id, track_id, UTC timestamp), counted once over all files.
 """
 
@@ -34,9 +38,9 @@ from typing import Any
 
 import duckdb
 
-from musicpipe.contract.rules import LISTEN_TIME_PATTERN
+from musicpipe.contract.rules import LISTEN_TIME_PATTERN, MAX_FIELD_CHARS
 
-REASONS = ("missing_key", "bad_listen_time", "unknown_track", "unknown_user")
+REASONS = ("field_too_large", "missing_key", "bad_listen_time", "unknown_track", "unknown_user")
 STREAM_COLUMNS = ("user_id", "track_id", "listen_time")
 SONG_COLUMNS = ("track_id", "track_genre", "track_name", "artists")
 USER_COLUMNS = ("user_id", "user_name")
@@ -83,14 +87,23 @@ def _normalize_column(name: str) -> str:
 
 def _read_csv_sql(path: Path) -> str:
     # Every column as text: ids like "007" must stay as written, and nothing is guessed.
+    # Quoted fields may hold line breaks (DuckDB's reader allows them, as RFC 4180 does).
+    # strict_mode = false: records may end with LF and CRLF in one file, as Python's csv
+    # reads them (strict DuckDB refuses the mix). max_line_size: a record may be as long as a
+    # cell the validation job still reads (DuckDB's default of 2 MB would fail the file
+    # instead of rejecting one row).
     return (
         f"read_csv({_literal(str(path))}, header = true, all_varchar = true, "
-        "delim = ',', quote = '\"', escape = '\"', encoding = 'utf-8')"
+        "delim = ',', quote = '\"', escape = '\"', encoding = 'utf-8', "
+        "strict_mode = false, max_line_size = 67108864)"
     )
 
 
-def _select_columns(con: duckdb.DuckDBPyConnection, path: Path, wanted: tuple[str, ...]) -> str:
-    """``SELECT <column> AS <wanted name>, ... FROM read_csv(path)`` by normalized header."""
+def _select_columns(
+    con: duckdb.DuckDBPyConnection, path: Path, wanted: tuple[str, ...], longest: bool = False
+) -> str:
+    """``SELECT <column> AS <wanted name>, ... FROM read_csv(path)`` by normalized header;
+    with ``longest``, also the length of the row's longest cell over every column."""
     source = _read_csv_sql(path)
     header = [row[0] for row in con.sql("DESCRIBE SELECT * FROM " + source).fetchall()]
     positions: dict[str, str] = {}
@@ -100,6 +113,9 @@ def _select_columns(con: duckdb.DuckDBPyConnection, path: Path, wanted: tuple[st
     if missing:
         raise ValueError(f"{path}: missing columns {missing}")
     columns = ", ".join(f"{_identifier(positions[c])} AS {c}" for c in wanted)
+    if longest:
+        lengths = ", ".join(f"coalesce(length({_identifier(n)}), 0)" for n in header)
+        columns += f", greatest({lengths}, 0) AS longest_field"
     return f"SELECT {columns} FROM {source}"
 
 
@@ -145,12 +161,13 @@ def _load_stream_rows(con: duckdb.DuckDBPyConnection, stream_csvs: list[Path]) -
     # row_no: 1-based data row in the file (the reader keeps file order), for classify_rows.
     parts = [
         f"SELECT {i} AS file_no, row_number() OVER () AS row_no, * "
-        f"FROM ({_select_columns(con, path, STREAM_COLUMNS)})"
+        f"FROM ({_select_columns(con, path, STREAM_COLUMNS, longest=True)})"
         for i, path in enumerate(stream_csvs)
     ]
     if not parts:
         parts = ["SELECT 0 AS file_no, 0::BIGINT AS row_no, ''::VARCHAR AS user_id, "
-                 "''::VARCHAR AS track_id, ''::VARCHAR AS listen_time WHERE false"]  # fmt: skip
+                 "''::VARCHAR AS track_id, ''::VARCHAR AS listen_time, "
+                 "0::BIGINT AS longest_field WHERE false"]  # fmt: skip
     con.execute("CREATE OR REPLACE TEMP TABLE stream_rows AS " + " UNION ALL ".join(parts))
 
 
@@ -160,7 +177,7 @@ def _classify_rows(con: duckdb.DuckDBPyConnection) -> None:
         """
         CREATE OR REPLACE TEMP TABLE checked_rows AS
         WITH keyed AS (
-            SELECT file_no, row_no,
+            SELECT file_no, row_no, longest_field,
                    {user} AS user_id,
                    {track} AS track_id,
                    {time} AS listen_time
@@ -174,7 +191,7 @@ def _classify_rows(con: duckdb.DuckDBPyConnection) -> None:
             FROM keyed
         ),
         parts AS (
-            SELECT file_no, row_no, user_id, track_id, well_formed,
+            SELECT file_no, row_no, longest_field, user_id, track_id, well_formed,
                    CASE WHEN well_formed THEN p.y::INTEGER END AS y,
                    CASE WHEN well_formed THEN p.mo::INTEGER END AS mo,
                    CASE WHEN well_formed THEN p.d::INTEGER END AS d,
@@ -213,7 +230,7 @@ def _classify_rows(con: duckdb.DuckDBPyConnection) -> None:
             FROM parts
         ),
         utc AS (
-            SELECT file_no, row_no, user_id, track_id,
+            SELECT file_no, row_no, longest_field, user_id, track_id,
                    CASE WHEN valid_time THEN
                        (date_diff('day', DATE '1970-01-01', make_date(y, mo, d)) * 86400
                         + h * 3600 + mi * 60 + s
@@ -223,13 +240,14 @@ def _classify_rows(con: duckdb.DuckDBPyConnection) -> None:
             FROM valid
         ),
         timed AS (
-            SELECT file_no, row_no, user_id, track_id,
+            SELECT file_no, row_no, longest_field, user_id, track_id,
                    CASE WHEN epoch_s >= {first_instant} AND epoch_s < {end_instant}
                         THEN epoch_s * 1000000 + micros END AS epoch_us
             FROM utc
         )
         SELECT t.*,
                CASE
+                   WHEN t.longest_field > {max_field} THEN 'field_too_large'
                    WHEN t.user_id = '' OR t.track_id = '' THEN 'missing_key'
                    WHEN t.epoch_us IS NULL THEN 'bad_listen_time'
                    WHEN NOT EXISTS (SELECT 1 FROM songs s WHERE s.track_id = t.track_id)
@@ -244,6 +262,7 @@ def _classify_rows(con: duckdb.DuckDBPyConnection) -> None:
             time=_strip("listen_time"),
             pattern=_literal(LISTEN_TIME_PATTERN),
             max_offset=_MAX_OFFSET_MINUTES,
+            max_field=MAX_FIELD_CHARS,
             first_instant=_FIRST_INSTANT_S,
             end_instant=_END_INSTANT_S,
         )

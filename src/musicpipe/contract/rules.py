@@ -1,10 +1,15 @@
 """Row-level rules of docs/data-contract.md §2, defined once.
 
-A stream row gets the first rule it breaks, in this order: ``missing_key`` (empty user_id or
-track_id), ``bad_listen_time``, ``unknown_track`` (not in songs), ``unknown_user`` (not in
-users). The validation job applies :func:`reject_reason` row by row; the Spark ETL builds
-the same rules as column expressions from :data:`LISTEN_TIME_PATTERN` and the same order
-(``musicpipe.etl.rules``), and a test checks the two agree on every sample and edge case.
+A stream row gets the first rule it breaks, in this order: ``field_too_large`` (a cell of
+more than :data:`MAX_FIELD_CHARS` characters), ``missing_key`` (empty user_id or track_id),
+``bad_listen_time``, ``unknown_track`` (not in songs), ``unknown_user`` (not in users). The
+validation job applies :func:`reject_reason` row by row; the Spark ETL builds the same rules
+as column expressions from :data:`LISTEN_TIME_PATTERN`, :data:`MAX_FIELD_CHARS` and the same
+order (``musicpipe.etl.rules``), and a test checks the two agree on every sample and edge case.
+
+``field_too_large`` comes first: a giant cell usually means a broken row (a stray quote that
+swallowed the next lines), so the row's keys and time cannot be trusted, and checking size
+first spares the other rules a scan of a huge string.
 
 Keys are compared as trimmed strings: ``" 7 "`` is user ``7``; ``"07"`` is not.
 """
@@ -15,11 +20,17 @@ import re
 from collections.abc import Set
 from datetime import datetime, timedelta, timezone
 
+FIELD_TOO_LARGE = "field_too_large"
 MISSING_KEY = "missing_key"
 BAD_LISTEN_TIME = "bad_listen_time"
 UNKNOWN_TRACK = "unknown_track"
 UNKNOWN_USER = "unknown_user"
-REASONS = (MISSING_KEY, BAD_LISTEN_TIME, UNKNOWN_TRACK, UNKNOWN_USER)
+REASONS = (FIELD_TOO_LARGE, MISSING_KEY, BAD_LISTEN_TIME, UNKNOWN_TRACK, UNKNOWN_USER)
+
+# The longest cell a stream row may have, in characters (code points). Real cells are under
+# 1,000 characters (the longest artist lists); 64 Ki leaves room for any honest value and keeps
+# a row small enough for every reader and for DynamoDB's 400 KB items.
+MAX_FIELD_CHARS = 65_536
 
 # `YYYY-MM-DD HH:MM:SS` as in the real data, or ISO 8601 with `T`, fractional seconds and a
 # `Z` or ±HH:MM / ±HHMM offset. No zone means UTC.
@@ -77,8 +88,12 @@ def reject_reason(
     listen_time: str | None,
     known_tracks: Set[str],
     known_users: Set[str],
+    longest_field: int = 0,
 ) -> str | None:
-    """The first rule the row breaks, or None when it is accepted."""
+    """The first rule the row breaks, or None when it is accepted. ``longest_field`` is the
+    length in characters of the row's longest cell (any column)."""
+    if longest_field > MAX_FIELD_CHARS:
+        return FIELD_TOO_LARGE
     user, track = clean_key(user_id), clean_key(track_id)
     if not user or not track:
         return MISSING_KEY

@@ -30,8 +30,16 @@ and is 0 when the file is empty, header-only or not decodable; ``rows_rejected``
 zeros, since row rules are applied only to files whose columns are all there. ``error`` names
 every problem found, ``"; "``-separated.
 
-Quoting follows RFC 4180 as Python's ``csv`` reads it (lenient: a quote left open at the end
-of the file closes there).
+Records end with LF or with CRLF, the same in the whole file (else FAILED: "mixed line
+endings"). Quoting follows RFC 4180 as Python's ``csv`` reads it (lenient: a quote left open
+at the end of the file closes there): separators, doubled quotes and line breaks (LF or
+CRLF) inside a quoted field belong to the field. The ETL (Spark's multi-line CSV mode) and
+the oracle (DuckDB) read the same records; ``tests/test_csv_dialect.py`` holds them to it.
+
+Cell sizes: a stream row with a cell longer than ``rules.MAX_FIELD_CHARS`` is rejected alone
+(``field_too_large``). A reference file with such a cell FAILS (its values end up in KPI
+items). A cell longer than :data:`MAX_READABLE_FIELD_CHARS` makes the file unreadable: that
+much text in one cell is a quote left open, and reading on would hold the file in memory.
 
 Reference files (songs, users) get the same file-level checks and give back the set of their
 trimmed ids. If either fails, the batch fails: stream files are reported ``NOT_VALIDATED`` and
@@ -41,7 +49,7 @@ The report (:func:`build_report`): ``batch_id``, ``overall_status``, ``error`` (
 failed, else null), ``generated_at``, ``threshold``, ``summary`` (file and row counts), and
 ``files``: the reference files, then the stream files by key, each with ``key``, ``etag`` (S3
 ETag without quotes), ``kind``, ``status`` (PASSED / FAILED / NOT_VALIDATED), ``missing_columns``,
-``rows_read``, ``rows_rejected`` (all four reasons, zeros included), ``error`` and
+``rows_read``, ``rows_rejected`` (every reason, zeros included), ``error`` and
 ``quarantined_to`` (the ``s3://`` URL of the quarantined copy, set by the job, else null).
 
 Python 3.9-compatible and stdlib-only: the job runs in Glue's Python shell.
@@ -63,7 +71,7 @@ from musicpipe.contract.columns import (
     column_positions,
     missing_columns,
 )
-from musicpipe.contract.rules import REASONS, reject_reason
+from musicpipe.contract.rules import MAX_FIELD_CHARS, REASONS, reject_reason
 
 PASSED = "PASSED"
 FAILED = "FAILED"
@@ -77,6 +85,9 @@ NO_STREAM_FILES = "no stream files to validate"
 REFERENCE_ID_COLUMN = {SONGS: "track_id", USERS: "user_id"}
 
 CHUNK_SIZE = 1 << 16
+# Python's csv refuses cells over 131,072 characters with an error for the whole file; cells
+# up to this size are read so that the row rules can reject their rows one by one.
+MAX_READABLE_FIELD_CHARS = 16 * 1024 * 1024
 _UTF8_BOM = codecs.BOM_UTF8
 
 
@@ -153,6 +164,7 @@ class _Lines:
     def __init__(self, source) -> None:
         self.source = source
         self.line_no = 0  # physical lines handed out so far
+        self.last_ending = ""  # "\r\n", "\n", or "" (the end of the file) of the last line
         self.offset = 0  # byte offset of the next line
         self.total_bytes = 0
         self.has_content = False  # any non-whitespace character seen
@@ -177,6 +189,7 @@ class _Lines:
         start = self.offset
         self.line_no += 1
         self.offset += len(raw)
+        self.last_ending = "\r\n" if raw.endswith(b"\r\n") else "\n" if raw.endswith(b"\n") else ""
         skip = 0
         if self.line_no == 1 and raw.startswith(_UTF8_BOM):
             skip = len(_UTF8_BOM)
@@ -199,6 +212,35 @@ class _Lines:
         return text
 
 
+_ENDING_NAMES = {"\r\n": "CRLF", "\n": "LF"}
+
+
+class _Records:
+    """The csv reader's records (blank lines included, as ``[]``), noting in ``problem`` the
+    first record that does not end with the line break the first one ends with. The csv
+    module reads a line at a time, so the last line it took ends the record; line breaks
+    inside quoted fields are data and may be either. Spark's multi-line reader takes the first
+    line's break for the whole file and would join the records of a file that mixes them."""
+
+    def __init__(self, lines: _Lines) -> None:
+        self.lines = lines
+        self.problem: str | None = None
+
+    def __iter__(self) -> Iterator[list[str]]:
+        first = ""
+        for row in csv.reader(iter(self.lines)):
+            ending = self.lines.last_ending
+            if ending and not first:
+                first = ending
+            elif ending and ending != first and self.problem is None:
+                self.problem = (
+                    f"mixed line endings: line {self.lines.line_no} ends with "
+                    f"{_ENDING_NAMES[ending]}, the first line with {_ENDING_NAMES[first]} "
+                    "(records must all end with LF or all with CRLF)"
+                )
+            yield row
+
+
 @dataclass
 class _Scan:
     """What reading one file found; the caller turns it into a FileResult."""
@@ -210,11 +252,15 @@ class _Scan:
 
 
 def _scan(source, kind: str, on_row) -> _Scan:
-    """Run the file-level checks, calling ``on_row(row, positions)`` for each data row of a
-    file whose header has every required column."""
+    """Run the file-level checks, calling ``on_row(row, positions, width)`` for each data row
+    of a file whose header has every required column (``width``: the header's cell count)."""
     scan = _Scan()
+    # A process-wide setting of the csv module; set on every call, since anything else in the
+    # process may have changed it.
+    csv.field_size_limit(MAX_READABLE_FIELD_CHARS)
     lines = _Lines(source)
-    reader = csv.reader(iter(lines))
+    records = _Records(lines)
+    reader = iter(records)
     try:
         header = None
         for row in reader:
@@ -251,9 +297,11 @@ def _scan(source, kind: str, on_row) -> _Scan:
             for row in reader:
                 if row:
                     scan.rows_read += 1
-                    on_row(row, positions)
+                    on_row(row, positions, len(header))
         if scan.rows_read == 0 and not scan.missing:
             scan.errors.append("no data rows")
+        if records.problem:
+            scan.errors.append(records.problem)
     except FileCheckError as exc:
         scan.readable = False
         scan.errors.append(str(exc))
@@ -262,12 +310,22 @@ def _scan(source, kind: str, on_row) -> _Scan:
         detail = str(exc)
         if "new-line character" in detail:
             detail = "a bare CR (carriage return without line feed) outside quotes"
+        elif "field larger than field limit" in detail:
+            detail = (
+                f"a cell of more than {MAX_READABLE_FIELD_CHARS:,} characters (a quote left open?)"
+            )
         scan.errors.append(f"not readable as CSV: line {lines.line_no}: {detail}")
     return scan
 
 
 def _field(row: list[str], index: int) -> str | None:
     return row[index] if index < len(row) else None
+
+
+def longest_cell(row: list[str], width: int) -> int:
+    """Length in characters of the row's longest cell under a header column. Cells past the
+    header's last column are read by no reader (Spark drops them), so they are not measured."""
+    return max((len(cell) for cell in row[:width]), default=0)
 
 
 # -- files ---------------------------------------------------------------------------------
@@ -281,13 +339,25 @@ def validate_reference_file(
         raise ValueError(f"{kind!r} is not a reference kind ({SONGS!r} or {USERS!r})")
     id_column = REFERENCE_ID_COLUMN[kind]
     ids: set[str] = set()
+    rows = [0]
+    too_large: list[str] = []  # the first row with a cell over the limit
 
-    def on_row(row: list[str], positions: dict[str, int]) -> None:
+    def on_row(row: list[str], positions: dict[str, int], width: int) -> None:
+        rows[0] += 1
         value = (_field(row, positions[id_column]) or "").strip()
         if value:
             ids.add(value)
+        longest = longest_cell(row, width)
+        if longest > MAX_FIELD_CHARS and not too_large:
+            # Reference values go into KPI items (track names, artists): a file with a giant
+            # cell fails whole rather than dropping a song or user in silence.
+            too_large.append(
+                f"data row {rows[0]} has a cell of {longest:,} characters, more than the limit "
+                f"of {MAX_FIELD_CHARS:,}"
+            )
 
     scan = _scan(source, kind, on_row)
+    scan.errors += too_large
     result = _result(key, kind, etag, scan)
     return result, (ids if result.status == PASSED else set())
 
@@ -304,13 +374,14 @@ def validate_stream_file(
     limit = threshold_fraction(threshold)
     rejected = dict.fromkeys(REASONS, 0)
 
-    def on_row(row: list[str], positions: dict[str, int]) -> None:
+    def on_row(row: list[str], positions: dict[str, int], width: int) -> None:
         reason = reject_reason(
             _field(row, positions["user_id"]),
             _field(row, positions["track_id"]),
             _field(row, positions["listen_time"]),
             known_tracks,
             known_users,
+            longest_field=longest_cell(row, width),
         )
         if reason is not None:
             rejected[reason] += 1

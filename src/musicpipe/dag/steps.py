@@ -16,7 +16,7 @@ from botocore.exceptions import ClientError
 from musicpipe.contract.columns import STREAMS
 from musicpipe.contract.validation import FAILED, NO_STREAM_FILES, PASSED
 from musicpipe.pipeline.archiver import FAILED as ARCHIVE_FAILED
-from musicpipe.pipeline.archiver import archive_completed_files
+from musicpipe.pipeline.archiver import archive_already_counted, archive_completed_files
 from musicpipe.pipeline.kpi_writer import write_staged_kpis
 from musicpipe.pipeline.metrics import end_to_end_latency_seconds, put_pipeline_metrics
 
@@ -139,11 +139,16 @@ class ArchiveError(RuntimeError):
 
 
 def archive(s3, dynamodb_resource, *, raw_bucket: str, tracker_table: str, keys: list[str]):
-    """archive_processed_files for the files this run completed. Every file is tried; then
-    ArchiveError names those that failed."""
+    """archive_processed_files: the files this run completed (``keys``), then every unchanged
+    re-upload of a COMPLETED file still waiting in streams/ (already counted, never processed
+    again). Every file is tried; then ArchiveError names those that failed."""
     results = archive_completed_files(s3, dynamodb_resource, raw_bucket, tracker_table, keys)
+    results += archive_already_counted(s3, dynamodb_resource, raw_bucket, tracker_table, skip=keys)
     failed = [r for r in results if r.status == ARCHIVE_FAILED]
     if failed:
         detail = "; ".join(f"{r.file_key}: {r.detail}" for r in failed)
         raise ArchiveError(f"{len(failed)} of {len(results)} file(s) not archived: {detail}")
-    return [{"file_key": r.file_key, "status": r.status, "to": r.archived_key} for r in results]
+    return [
+        {"file_key": r.file_key, "status": r.status, "to": r.archived_key, "detail": r.detail}
+        for r in results
+    ]

@@ -11,7 +11,9 @@ from pyspark.sql import functions as F
 
 from musicpipe.contract.rules import (
     BAD_LISTEN_TIME,
+    FIELD_TOO_LARGE,
     LISTEN_TIME_PATTERN,
+    MAX_FIELD_CHARS,
     MISSING_KEY,
     UNKNOWN_TRACK,
     UNKNOWN_USER,
@@ -42,12 +44,26 @@ def parse_listen_time(column: Column) -> Column:
     return F.when(text.rlike(LISTEN_TIME_PATTERN) & in_range, parsed)
 
 
+def longest_field(columns: list[Column]) -> Column:
+    """Length in characters of the row's longest cell (0 when every cell is null)."""
+    lengths = [F.coalesce(F.length(c), F.lit(0)) for c in columns]
+    return lengths[0] if len(lengths) == 1 else F.greatest(*lengths)
+
+
 def reject_reason(
-    user: Column, track: Column, parsed_time: Column, track_known: Column, user_known: Column
+    user: Column,
+    track: Column,
+    parsed_time: Column,
+    track_known: Column,
+    user_known: Column,
+    longest: Column | None = None,
 ) -> Column:
-    """The first rule a row breaks (null when accepted), in the contract's order."""
+    """The first rule a row breaks (null when accepted), in the contract's order.
+    ``longest`` is :func:`longest_field` of the row's cells."""
+    longest = F.lit(0) if longest is None else longest
     return (
-        F.when((user == "") | (track == ""), F.lit(MISSING_KEY))
+        F.when(longest > MAX_FIELD_CHARS, F.lit(FIELD_TOO_LARGE))
+        .when((user == "") | (track == ""), F.lit(MISSING_KEY))
         .when(parsed_time.isNull(), F.lit(BAD_LISTEN_TIME))
         .when(~track_known, F.lit(UNKNOWN_TRACK))
         .when(~user_known, F.lit(UNKNOWN_USER))

@@ -16,7 +16,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType
 
 from musicpipe.contract.columns import normalize_column
-from musicpipe.etl.rules import clean_key, parse_listen_time, reject_reason
+from musicpipe.etl.rules import clean_key, longest_field, parse_listen_time, reject_reason
 
 EVENT_KEY = ["user_id", "track_id", "timestamp"]
 EVENT_COLUMNS = [
@@ -36,10 +36,21 @@ EVENT_COLUMNS = [
 
 
 def read_header(s3, bucket: str, key: str) -> list[str]:
-    """A CSV file's header row, from its first bytes (BOM tolerated, RFC 4180 quoting)."""
+    """A CSV file's header row, from its first bytes (BOM tolerated, RFC 4180 quoting).
+
+    The header is the first record, as the validation job reads it: blank lines before it
+    are skipped (Spark skips them too), and a quoted name may hold a line break."""
     head = s3.get_object(Bucket=bucket, Key=key, Range="bytes=0-65535")["Body"].read()
-    first = head.split(b"\n", 1)[0].rstrip(b"\r")
-    return next(csv.reader(io.StringIO(first.decode("utf-8-sig", errors="replace"))), [])
+    return header_from_bytes(head)
+
+
+def header_from_bytes(head: bytes) -> list[str]:
+    """The first record of a CSV file's first bytes (see :func:`read_header`)."""
+    text = head.decode("utf-8-sig", errors="replace")
+    for row in csv.reader(io.StringIO(text, newline="")):
+        if row:
+            return row
+    return []
 
 
 def read_csv(spark: SparkSession, path: str | list[str], header: list[str]) -> DataFrame:
@@ -47,18 +58,36 @@ def read_csv(spark: SparkSession, path: str | list[str], header: list[str]) -> D
 
     The header comes from :func:`read_header`, so Spark needs no job of its own to find it,
     and files whose columns are ordered differently are each read with their own names.
+
+    The records are those Python's ``csv`` gives the validation job (RFC 4180): a quoted field
+    may hold separators, doubled quotes and line breaks. That takes Spark's multi-line mode;
+    without it Spark splits a record at a quoted line break and the halves become two bad
+    rows (issue #14). Multi-line mode cannot split a file: each file is read by one task.
+    Real stream files (11,346 rows, about 0.5 MB) were one split anyway, and a batch of many
+    files keeps every core busy; what is lost is splitting one big file across cores
+    (Spark splits a file into total size / cores pieces, at most 128 MB). The measured cost
+    is in docs/pipeline.md (Performance).
     """
     names = normalized_names(header)
     schema = StructType([StructField(name, StringType()) for name in names])
     return (
         spark.read.schema(schema)
         .option("header", True)  # skip each file's header line; the names come from `schema`
+        .option("multiLine", True)  # a quoted line break belongs to the field
         .option("quote", '"')
         .option("escape", '"')  # RFC 4180: a quote inside a field is doubled
         .option("mode", "PERMISSIVE")
         .option("encoding", "UTF-8")
+        # No cap on a cell's size: a row with a giant cell must reach the row rules and be
+        # rejected alone as field_too_large (the default is -1 too; set so it stays so).
+        .option("maxCharsPerColumn", -1)
         .csv(path)
     )
+
+
+def column(name: str) -> F.Column:
+    """A column by its exact name (a '.' in a header name is not a struct field)."""
+    return F.col("`" + name.replace("`", "``") + "`")
 
 
 def normalized_names(header: list[str]) -> list[str]:
@@ -115,6 +144,7 @@ def check_rows(stream: DataFrame, songs: DataFrame, users: DataFrame) -> DataFra
         clean_key(F.col("user_id")).alias("_user"),
         clean_key(F.col("track_id")).alias("_track"),
         parse_listen_time(F.col("listen_time")).alias("_ts"),
+        longest_field([column(c) for c in stream.columns]).alias("_longest"),
         source_of_row().alias("_source"),
     )
     song_cols = F.broadcast(
@@ -144,6 +174,7 @@ def check_rows(stream: DataFrame, songs: DataFrame, users: DataFrame) -> DataFra
             F.col("_ts"),
             F.col("_song_track").isNotNull(),
             F.col("_user_key").isNotNull(),
+            F.col("_longest"),
         ),
     )
 

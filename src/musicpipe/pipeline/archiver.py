@@ -33,6 +33,13 @@ Outcomes per file (:class:`ArchiveResult.status`):
 * ``failed``: the copy did not verify, or S3 refused a step; the original is kept and
   ``detail`` says why. Other files are still processed; the caller decides whether to fail.
 
+**Unchanged re-uploads.** A COMPLETED file uploaded again under its key with the same bytes
+(same ETag) is never processed again: its rows are already counted. Validation skips it, so
+no run names it as completed; :func:`archive_already_counted` finds such files waiting under
+``streams/`` and archives them the same way (a second archive copy when it arrived on another
+day), with ``detail`` saying it was already counted. The DAG runs it at the end of every run
+that did not fail, so such a file leaves ``streams/`` with the next arrival's run.
+
 If the archive key already holds *different* bytes (the same file name arrived twice on one day
 with different content), the copy goes to ``<stem>.<etag>.<ext>`` next to it instead of
 overwriting it. Archive keys are under ``archive/``, outside the ``streams/`` prefix of the S3
@@ -61,6 +68,7 @@ NOT_COMPLETED = "not_completed"
 FAILED = "failed"
 
 MAX_COPY_OBJECT_BYTES = 5 * 1024**3  # larger objects need a multipart copy
+ALREADY_COUNTED = "unchanged re-upload of a COMPLETED file (same key and ETag): already counted"
 
 
 @dataclass
@@ -293,4 +301,34 @@ def archive_completed_files(
     if keys is not None:
         by_key = {r.file_key: r for r in results + results_for_missing}
         results = [by_key[k] for k in keys]
+    return results
+
+
+def already_counted_keys(s3, tracker: Tracker, raw_bucket: str) -> list[str]:
+    """Stream files waiting under ``streams/`` whose key and ETag the tracker holds as
+    COMPLETED: their rows are counted, and no run will process them again."""
+    keys = []
+    for page in s3.get_paginator("list_objects_v2").paginate(
+        Bucket=raw_bucket, Prefix=STREAMS_PREFIX
+    ):
+        for obj in page.get("Contents", []):
+            if not obj["Key"].endswith(".csv"):
+                continue
+            item = tracker.get(obj["Key"]) or {}
+            if item.get("status") == COMPLETED and _bare(item.get("etag")) == _bare(obj["ETag"]):
+                keys.append(obj["Key"])
+    return sorted(keys)
+
+
+def archive_already_counted(
+    s3, dynamodb_resource, raw_bucket: str, tracker_table: str, skip: list[str] | None = None
+) -> list[ArchiveResult]:
+    """Archive every file of :func:`already_counted_keys` (but ``skip``: the files the caller
+    archives itself); each result's ``detail`` says the file was already counted."""
+    tracker = Tracker(dynamodb_resource, tracker_table)
+    skipped = set(skip or ())
+    keys = [k for k in already_counted_keys(s3, tracker, raw_bucket) if k not in skipped]
+    results = archive_completed_files(s3, dynamodb_resource, raw_bucket, tracker_table, keys)
+    for result in results:
+        result.detail = f"{ALREADY_COUNTED}; {result.detail}" if result.detail else ALREADY_COUNTED
     return results

@@ -43,8 +43,10 @@ def plain_etag(etag: str | None) -> str | None:
 def quarantine_key(batch_id: str, key: str) -> str:
     if not batch_id or "/" in batch_id or batch_id in (".", ".."):
         raise ValueError(f"batch_id {batch_id!r} cannot be a single path segment")
-    if not key or key.endswith("/"):
-        raise ValueError(f"{key!r} is not an object key")
+    # A key ending in '/' is a legal object key too (the key rule refuses it, and its file
+    # must still reach quarantine); the copy keeps the key as it is.
+    if not key:
+        raise ValueError("an empty key is not an object key")
     return f"{QUARANTINE_FILES_PREFIX}{batch_id}/{key}"
 
 
