@@ -21,6 +21,12 @@ answers() { docker version --format '{{.Server.Version}}' >/dev/null 2>&1; }
 ours=""
 if command -v docker >/dev/null && answers; then
   echo "test-compose: using the engine that answers ($(docker version --format '{{.Server.Platform.Name}} {{.Server.Version}}'))"
+elif [[ $(uname -s) != Linux ]] || { [[ $(id -u) != 0 ]] && ! command -v podman >/dev/null; }; then
+  # Podman is installed and started here only on Linux, as root or where it already is; on
+  # a Mac, start Docker Desktop or `podman machine` and run this again.
+  echo "test-compose: skipped: no Docker engine answers, and Podman cannot be started here" \
+    "($(uname -s), $([[ $(id -u) == 0 ]] && echo root || echo 'not root, no podman'))"
+  exit 0
 else
   echo "test-compose: no engine answers; starting Podman's (tools/podman-engine.sh)"
   trap 'bash "$root/tools/podman-engine.sh" stop' EXIT
