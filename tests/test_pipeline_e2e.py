@@ -3,7 +3,7 @@ trigger, the DAG validates, transforms, writes KPIs, quarantines and archives.
 
 One stack (moto, the Glue emulator, Airflow's four components) for the module; the tests run
 in order on it: the sample set plus bad files, then a bad file alone, then an event with
-nothing behind it.
+nothing behind it, a late arrival with the CPU loaded, hostile CSV files and path-like keys.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from musicpipe.manifest import METRIC_NAMES
 from musicpipe.stack.runs import wait_until_idle
 
 from .conftest import SAMPLES, cpu_load, isolated_env, run_cli, started_stack
+from .csv_corpus import write_corpus
 from .pipeline_helpers import (
     assert_rows_accounted,
     assert_same_kpis,
@@ -213,3 +214,48 @@ def test_wait_right_after_a_drop_on_a_loaded_machine_succeeds(stack, tmp_path):
     assert all(r["state"] == "success" for r in doc["runs"])
     assert doc["runs"][0]["tasks"]["write_kpis_to_dynamodb"] == "success"
     assert view.tracker()["streams/late_arrival.csv"]["status"] == "COMPLETED"
+
+
+# Path-like keys (the key rule of data contract §2.1), a few of each kind.
+PATH_LIKE = ("streams/../dotdot.csv", "streams//double.csv", "streams/glob*.csv")
+
+
+def test_hostile_csv_files_and_path_like_keys_through_the_dag(stack, tmp_path):
+    """Issue #14 with the DAG running: quoted line breaks in every column, quoted separators,
+    doubled quotes, 200 KB cells, dropped beside keys Hadoop would read as other paths. Every
+    row is accounted for alike by validation and the ETL, the path-like keys are quarantined
+    while the rest completes, and the KPIs equal the oracle over everything accepted so far."""
+    view = View(stack)
+    corpus = write_corpus(tmp_path)
+    since = now()
+    for path, _, _ in corpus.values():
+        view.s3.upload_file(str(path), RAW, f"streams/{path.name}")
+    for key in PATH_LIKE:
+        view.s3.upload_file(str(SAMPLES / "streams" / "streams3.csv"), RAW, key)
+    runs = view.wait(since)
+    assert runs and all(r.state == "success" for r in runs), runs
+
+    tracker = view.tracker()
+    for name, (_, rows, rejected) in corpus.items():
+        item = tracker[f"streams/{name}"]
+        assert item["status"] == "COMPLETED", item
+        # The ETL read the records validation read: the same rows, the same rejections.
+        assert (item["rows_read"], item["rows_rejected"]) == (rows, sum(rejected.values())), name
+    for key in PATH_LIKE:
+        assert tracker[key]["status"] == "QUARANTINED", tracker[key]
+        assert "refused by the key rule" in tracker[key]["error"]
+    assert_rows_accounted(tracker)
+    quarantined = view.keys(QUARANTINE, "quarantine/files/")
+    for key in PATH_LIKE:
+        assert any(k.endswith("/" + key) for k in quarantined), (key, quarantined)
+    assert view.keys(RAW, "streams/") == []
+
+    # Everything this module's stack accepted: the first test's files, the late arrival, and
+    # now the corpus (duplicates across them count once).
+    accepted = [SAMPLES / "streams" / name for name in GOOD] + [
+        SAMPLES / "bad" / "unknown_ids.csv",
+        SAMPLES / "edge" / "bom_crlf_iso.csv",
+        *(path for path, _, _ in corpus.values()),
+    ]
+    expected = oracle_items(SAMPLES / "songs.csv", SAMPLES / "users.csv", accepted)
+    assert_same_kpis(view.kpis(), expected)
