@@ -66,6 +66,7 @@ def run_cli(
         capture_output=True,
         text=True,
         timeout=timeout,
+        stdin=subprocess.DEVNULL,
     )
     if check and result.returncode != 0:
         raise AssertionError(
@@ -75,6 +76,25 @@ def run_cli(
 
 
 GLUE_MINUTE_SECONDS = 3  # a Glue Timeout "minute" in the session's emulator
+
+
+@contextmanager
+def local_spark(app: str):
+    """A one-core local SparkSession in UTC, without its UI, stopped when the block ends."""
+    from pyspark.sql import SparkSession
+
+    session = (
+        SparkSession.builder.master("local[1]")
+        .appName(app)
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.ui.enabled", "false")
+        .config("spark.driver.bindAddress", "127.0.0.1")
+        .getOrCreate()
+    )
+    try:
+        yield session
+    finally:
+        session.stop()
 
 
 @contextmanager

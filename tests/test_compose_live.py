@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 
 import pytest
@@ -22,7 +21,7 @@ from musicpipe.stack.choice import probe_docker
 from musicpipe.stack.compose import PROJECT
 from musicpipe.stack.safety import LocalAws
 
-from .conftest import REPO, SAMPLES, isolated_env
+from .conftest import REPO, SAMPLES, isolated_env, run_cli
 from .pipeline_helpers import MANIFEST, assert_same_kpis, kpi_table_items, oracle_items
 
 ENGINE = probe_docker()
@@ -69,18 +68,8 @@ def left_behind() -> dict[str, list[str]]:
 
 def cli(env: dict[str, str], *args: str, timeout: float = 1200) -> str:
     started = time.monotonic()
-    done = subprocess.run(
-        [sys.executable, "-m", "musicpipe.cli", *args],
-        env={**env, "COLUMNS": "200"},
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        stdin=subprocess.DEVNULL,
-    )
-    took = time.monotonic() - started
-    print(f"musicpipe {' '.join(args)}: exit {done.returncode} in {took:.0f} s")
-    assert done.returncode == 0, f"musicpipe {' '.join(args)}:\n{done.stdout}\n{done.stderr}"
+    done = run_cli(*args, env=env, cwd=REPO, timeout=timeout, check=True)
+    print(f"musicpipe {' '.join(args)}: done in {time.monotonic() - started:.0f} s")
     return done.stdout
 
 

@@ -12,7 +12,7 @@ from musicpipe import oracle
 from musicpipe.contract import validation
 from musicpipe.contract.rules import FIELD_TOO_LARGE, MAX_FIELD_CHARS, REASONS
 
-from .conftest import SAMPLES
+from .conftest import SAMPLES, local_spark
 from .csv_corpus import BIG, write_corpus, write_mixed_endings
 
 SONGS, USERS = SAMPLES / "songs.csv", SAMPLES / "users.csv"
@@ -32,18 +32,8 @@ def reference_ids():
 
 @pytest.fixture(scope="module")
 def spark():
-    from pyspark.sql import SparkSession
-
-    session = (
-        SparkSession.builder.master("local[1]")
-        .appName("csv-dialect")
-        .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.ui.enabled", "false")
-        .config("spark.driver.bindAddress", "127.0.0.1")
-        .getOrCreate()
-    )
-    yield session
-    session.stop()
+    with local_spark("csv-dialect") as session:
+        yield session
 
 
 def _header(path) -> list[str]:

@@ -6,6 +6,8 @@ import pytest
 
 from musicpipe.contract import rules
 
+from .conftest import local_spark
+
 LISTEN_TIMES = [
     "2026-11-01 10:00:00",
     " 2026-11-01 10:00:00 ",
@@ -44,18 +46,8 @@ LISTEN_TIMES = [
 
 @pytest.fixture(scope="module")
 def spark():
-    from pyspark.sql import SparkSession
-
-    session = (
-        SparkSession.builder.master("local[1]")
-        .appName("rules-agreement")
-        .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.ui.enabled", "false")
-        .config("spark.driver.bindAddress", "127.0.0.1")
-        .getOrCreate()
-    )
-    yield session
-    session.stop()
+    with local_spark("rules-agreement") as session:
+        yield session
 
 
 def test_listen_time_parsing_agrees(spark):
