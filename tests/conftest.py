@@ -166,3 +166,13 @@ def aws(local_stack):
     req = urllib.request.Request(endpoint + "/moto-api/reset", method="POST")
     urllib.request.urlopen(req, timeout=10).close()
     return local_stack.aws
+
+
+def _interrupted(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def pytest_configure(config):
+    # A SIGTERM (`timeout`, a CI runner stopping the job) becomes what Ctrl-C is: pytest then
+    # runs the fixtures' teardown, so the stacks the tests started are stopped, not orphaned.
+    signal.signal(signal.SIGTERM, _interrupted)
