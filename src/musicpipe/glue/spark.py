@@ -11,6 +11,7 @@ own Spark and jars: ``MUSICPIPE_SPARK_HOME`` names the Spark installation and
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -22,9 +23,17 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import pyspark
 
-SPARK_HOME = Path(os.environ.get("MUSICPIPE_SPARK_HOME") or Path(pyspark.__file__).parent)
+def _pyspark_home() -> Path:
+    # Found, not imported: importing pyspark takes about a second, and every CLI command
+    # imports this module (through the embedded stack).
+    spec = importlib.util.find_spec("pyspark")
+    if spec is None or spec.origin is None:
+        raise ImportError("pyspark is not installed: run `make install`")
+    return Path(spec.origin).parent
+
+
+SPARK_HOME = Path(os.environ.get("MUSICPIPE_SPARK_HOME") or _pyspark_home())
 S3A_JARS_ENV = "MUSICPIPE_S3A_JARS"
 LOG4J2 = """\
 rootLogger.level = warn
