@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -28,6 +29,23 @@ from musicpipe.stack.compose import (
 from musicpipe.stack.processes import ManagedProcess
 from musicpipe.stack.safety import LocalAws
 from musicpipe.stack.settings import load_settings
+
+
+@contextmanager
+def moto_server(port: str, tmp_path, env: dict[str, str]):
+    """A plain moto server on ``port`` (as moto's image runs it), answering before the block
+    and stopped after it, also when the block fails."""
+    moto = ManagedProcess("moto", tmp_path / "moto-state")
+    moto.start([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", port], env=env)
+    try:
+        deadline = time.monotonic() + 30
+        while not http_ok(f"http://127.0.0.1:{port}/moto-api/"):
+            assert time.monotonic() < deadline, moto.tail()
+            time.sleep(0.2)
+        yield moto
+    finally:
+        moto.stop()
+
 
 PS_ROWS = [
     {"Service": "localstack", "State": "running", "Health": "healthy", "ExitCode": 0},
@@ -161,14 +179,8 @@ def test_moto_with_localstack_s_account_serves_the_dag_s_queue_url(tmp_path, sta
     MOTO_ACCOUNT_ID keeps its ARNs the same as LocalStack's.)"""
     port = stack_env["MUSICPIPE_AWS_PORT"]
     endpoint = f"http://127.0.0.1:{port}"
-    moto = ManagedProcess("moto", tmp_path / "moto-state")
     env = {**stack_env, "MOTO_ACCOUNT_ID": "000000000000"}
-    moto.start([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", port], env=env)
-    try:
-        deadline = time.monotonic() + 30
-        while not http_ok(endpoint + "/moto-api/"):
-            assert time.monotonic() < deadline, moto.tail()
-            time.sleep(0.2)
+    with moto_server(port, tmp_path, env):
         done = subprocess.run(
             [sys.executable, "-m", "musicpipe.bootstrap", "--endpoint", endpoint],
             env=env,
@@ -188,8 +200,6 @@ def test_moto_with_localstack_s_account_serves_the_dag_s_queue_url(tmp_path, sta
         url = variable["arrivals_queue_url"].replace("http://localstack:4566", endpoint)
         messages = aws.client("sqs").receive_message(QueueUrl=url, WaitTimeSeconds=2)["Messages"]
         assert "streams%2Fa.csv" in messages[0]["Body"]  # S3 event keys are URL-encoded
-    finally:
-        moto.stop()
 
 
 FAKE_DOCKER_STOPPING = """#!/bin/sh
@@ -208,13 +218,7 @@ def test_down_stops_airflow_and_glue_before_it_saves(stack_env, tmp_path, monkey
     after a stop without `down` says which window the journal-less AWS lost."""
     port = stack_env["MUSICPIPE_AWS_PORT"]
     endpoint = f"http://127.0.0.1:{port}"
-    moto = ManagedProcess("moto", tmp_path / "moto-state")
-    moto.start([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", port], env=stack_env)
-    try:
-        deadline = time.monotonic() + 30
-        while not http_ok(endpoint + "/moto-api/"):
-            assert time.monotonic() < deadline, moto.tail()
-            time.sleep(0.2)
+    with moto_server(port, tmp_path, stack_env):
         LocalAws(endpoint).client("s3").create_bucket(Bucket="trial.data")
         bin_dir = tmp_path / "bin"
         bin_dir.mkdir()
@@ -243,5 +247,3 @@ def test_down_stops_airflow_and_glue_before_it_saves(stack_env, tmp_path, monkey
         stack.session_file.write_text(json.dumps({"started_at": 0}))
         recovery = stack._unclean_stop()
         assert recovery is not None and "keeps no journal" in recovery.missing
-    finally:
-        moto.stop()
