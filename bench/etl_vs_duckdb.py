@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from musicpipe import oracle  # noqa: E402
 from musicpipe.artifacts import deploy_jobs  # noqa: E402
+from musicpipe.aws.local import LOCAL_ACCOUNT_ID  # noqa: E402
 from musicpipe.data.generator import (  # noqa: E402
     DEFAULT_ROWS_PER_FILE,
     DEFAULT_SEED,
@@ -38,7 +39,6 @@ from musicpipe.data.generator import (  # noqa: E402
     write_users,
 )
 from musicpipe.pipeline.kpi_writer import write_staged_kpis  # noqa: E402
-from musicpipe.stack.safety import LOCAL_ACCOUNT_ID  # noqa: E402
 
 console = Console()
 ROWS_PER_FILE = 1_000_000

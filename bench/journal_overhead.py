@@ -24,10 +24,10 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from musicpipe.aws.local import LocalAws  # noqa: E402
 from musicpipe.stack import journal  # noqa: E402
 from musicpipe.stack.base import http_ok  # noqa: E402
 from musicpipe.stack.preflight import free_ports  # noqa: E402
-from musicpipe.stack.safety import LocalAws  # noqa: E402
 
 console = Console()
 

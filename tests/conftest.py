@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from musicpipe.aws.local import CREDENTIAL_VARIABLES
 from musicpipe.manifest import load_manifest
 from musicpipe.stack.embedded import EmbeddedStack
 from musicpipe.stack.preflight import free_ports
-from musicpipe.stack.safety import CREDENTIAL_VARIABLES
 from musicpipe.stack.settings import load_settings
 
 REPO = Path(__file__).resolve().parents[1]

@@ -8,12 +8,12 @@ from pathlib import Path
 
 from musicpipe import oracle
 from musicpipe.artifacts import deploy_jobs
+from musicpipe.aws.local import LOCAL_ACCOUNT_ID
 from musicpipe.bootstrap import bootstrap
 from musicpipe.contract.kpis import day_items
 from musicpipe.manifest import load_manifest
 from musicpipe.pipeline.kpi_writer import write_staged_kpis
 from musicpipe.pipeline.tracker import Tracker
-from musicpipe.stack.safety import LOCAL_ACCOUNT_ID
 
 # The session's Glue emulator runs 3-second "minutes" (for the timeout tests): give the
 # pipeline's jobs a Timeout that still leaves them half an hour.

@@ -14,7 +14,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from musicpipe.stack.processes import ManagedProcess, is_alive
+from musicpipe.processes import ManagedProcess, is_alive
 
 from .conftest import SAMPLES, run_cli
 

@@ -17,9 +17,9 @@ import time
 
 import pytest
 
+from musicpipe.aws.local import LocalAws
 from musicpipe.stack.choice import probe_docker
 from musicpipe.stack.compose import PROJECT
-from musicpipe.stack.safety import LocalAws
 
 from .conftest import REPO, SAMPLES, isolated_env, run_cli
 from .pipeline_helpers import MANIFEST, assert_same_kpis, kpi_table_items, oracle_items

@@ -17,7 +17,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from musicpipe.aws.local import LocalAws
 from musicpipe.manifest import ConfigError, load_manifest
+from musicpipe.processes import ManagedProcess
 from musicpipe.stack.base import http_ok
 from musicpipe.stack.compose import (
     ComposeError,
@@ -26,8 +28,6 @@ from musicpipe.stack.compose import (
     check_manifest_reaches_containers,
     parse_ps,
 )
-from musicpipe.stack.processes import ManagedProcess
-from musicpipe.stack.safety import LocalAws
 from musicpipe.stack.settings import load_settings
 
 
@@ -230,7 +230,7 @@ def test_down_stops_airflow_and_glue_before_it_saves(stack_env, tmp_path, monkey
         monkeypatch.setenv("FAKE_DOCKER_LOG", str(tmp_path / "calls.log"))
         monkeypatch.setenv(
             "LATE_WRITE",
-            "from musicpipe.stack.safety import LocalAws; "
+            "from musicpipe.aws.local import LocalAws; "
             f"LocalAws('{endpoint}').client('s3').put_object("
             "Bucket='trial.data', Key='late/finished', Body=b'done')",
         )

@@ -21,11 +21,11 @@ from urllib.parse import unquote_plus
 
 import pytest
 
+from musicpipe.aws.local import LocalAws
 from musicpipe.pipeline.archiver import archive_completed_files
+from musicpipe.processes import ManagedProcess
 from musicpipe.stack import journal
 from musicpipe.stack.base import http_ok
-from musicpipe.stack.processes import ManagedProcess
-from musicpipe.stack.safety import LocalAws
 
 from .conftest import SAMPLES, run_cli
 from .pipeline_helpers import MANIFEST, PROCESSED, QUARANTINE, RAW, Pipeline

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import pytest
 
+from musicpipe.aws.local import local_environment
 from musicpipe.pipeline.kpi_writer import BATCH_WRITE_LIMIT, staging_keys
-from musicpipe.stack.safety import local_environment
 
 from .conftest import REPO, SAMPLES
 from .etl_crash_runner import CRASH_EXIT

@@ -15,7 +15,7 @@ import pytest
 
 from musicpipe.bootstrap import bootstrap
 from musicpipe.manifest import load_manifest
-from musicpipe.stack.processes import is_alive
+from musicpipe.processes import is_alive
 
 from .conftest import GLUE_MINUTE_SECONDS, SAMPLES, run_cli
 from .contract import ContractRecorder

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from musicpipe.aws.local import local_environment
 from musicpipe.bootstrap import bootstrap
-from musicpipe.stack.safety import local_environment
 
 DAY_KEY = {"pk": "DATE#2026-03-01", "sk": "TOP_GENRES"}
 STREAM_KEY = "streams/streams1.csv"

@@ -13,10 +13,10 @@ from urllib.parse import unquote_plus
 
 import pytest
 
+from musicpipe.aws.local import LocalAws, UnsafeEndpointError
 from musicpipe.bootstrap import bootstrap, drop_test_events
 from musicpipe.stack.choice import probe_docker
 from musicpipe.stack.embedded import EmbeddedStack
-from musicpipe.stack.safety import LocalAws, UnsafeEndpointError
 from musicpipe.stack.settings import load_settings
 
 from .conftest import SAMPLES, environment, isolated_env

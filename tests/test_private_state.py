@@ -8,7 +8,7 @@ import stat
 import time
 from pathlib import Path
 
-from musicpipe.stack.processes import ManagedProcess, make_private
+from musicpipe.processes import ManagedProcess, make_private
 
 from .conftest import run_cli
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import psutil
 
-from musicpipe.stack.processes import ManagedProcess, create_time, is_alive
+from musicpipe.processes import ManagedProcess, create_time, is_alive
 
 
 def _wait_for_file(path: Path, lines: int = 1, timeout: float = 10) -> list[int]:

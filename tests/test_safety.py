@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from musicpipe.stack.safety import (
+from musicpipe.aws.local import (
     LocalAws,
     UnsafeEndpointError,
     local_environment,

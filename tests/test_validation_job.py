@@ -13,10 +13,10 @@ import pytest
 
 from musicpipe import manifest as manifest_module
 from musicpipe.artifacts import build_jobs_zip, deploy_jobs
+from musicpipe.aws.local import LOCAL_ACCOUNT_ID
 from musicpipe.bootstrap import bootstrap
 from musicpipe.manifest import load_manifest
 from musicpipe.pipeline.quarantine import QuarantineError, quarantine_file
-from musicpipe.stack.safety import LOCAL_ACCOUNT_ID
 
 from .conftest import REPO, SAMPLES
 

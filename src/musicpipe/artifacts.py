@@ -128,7 +128,7 @@ def deploy_jobs(s3, glue, manifest: Manifest, account_id: str, repo_root: Path =
 
 def main(argv: list[str] | None = None) -> int:
     """Plain entry point for the Compose stack's one-shot `glue-jobs` container."""
-    from musicpipe.stack.safety import LocalAws
+    from musicpipe.aws.local import LocalAws
 
     parser = argparse.ArgumentParser(prog="python -m musicpipe.artifacts")
     parser.add_argument("--aws-endpoint", required=True, help="the local S3 endpoint")

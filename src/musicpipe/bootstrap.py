@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 from botocore.exceptions import ClientError
 
+from musicpipe.aws.local import LOCAL_ACCOUNT_ID, LocalAws
 from musicpipe.manifest import Manifest, TableSpec, load_manifest
-from musicpipe.stack.safety import LOCAL_ACCOUNT_ID, LocalAws
 
 CREATED, UPDATED, UNCHANGED, MISSING, DRIFTED = (
     "created",

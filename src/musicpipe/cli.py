@@ -21,9 +21,11 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from musicpipe.aws.local import CREDENTIAL_VARIABLES, UnsafeEndpointError, local_exports
 from musicpipe.bootstrap import CREATED, DRIFTED, MISSING, UNCHANGED, UPDATED, summarize
 from musicpipe.drop import DropError, plan_drops, upload
 from musicpipe.manifest import ConfigError, Manifest, load_manifest
+from musicpipe.processes import PRIVATE_UMASK
 from musicpipe.stack import choice
 from musicpipe.stack.airflow_api import AirflowError
 from musicpipe.stack.base import StackError
@@ -31,8 +33,6 @@ from musicpipe.stack.compose import ComposeStack
 from musicpipe.stack.embedded import EmbeddedStack
 from musicpipe.stack.preflight import PreflightError
 from musicpipe.stack.probe import NotRunning, await_up
-from musicpipe.stack.processes import PRIVATE_UMASK
-from musicpipe.stack.safety import CREDENTIAL_VARIABLES, UnsafeEndpointError, local_exports
 from musicpipe.stack.settings import StackSettings, load_settings
 
 app = typer.Typer(
@@ -47,7 +47,7 @@ err = Console(stderr=True)
 @app.callback()
 def _private_state() -> None:
     # What the CLI writes (the state folder, snapshots, PID and log files) is the user's
-    # alone; the services it starts get the same umask (stack/processes.py).
+    # alone; the services it starts get the same umask (processes.py).
     os.umask(PRIVATE_UMASK)
 
 

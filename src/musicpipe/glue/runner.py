@@ -22,10 +22,10 @@ from urllib.parse import urlsplit
 
 from botocore.exceptions import ClientError
 
+from musicpipe.aws.local import DUMMY_ACCESS_KEY, DUMMY_SECRET_KEY, LocalAws, local_environment
 from musicpipe.glue import model, spark, warm_spark
 from musicpipe.glue.store import Store
-from musicpipe.stack.processes import create_time, same_process
-from musicpipe.stack.safety import DUMMY_ACCESS_KEY, DUMMY_SECRET_KEY, LocalAws, local_environment
+from musicpipe.processes import create_time, same_process
 
 STOP_GRACE_SECONDS = 10
 

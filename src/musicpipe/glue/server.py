@@ -20,11 +20,11 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from musicpipe.aws.local import require_loopback
 from musicpipe.glue import model
 from musicpipe.glue.runner import Runner, RunnerSettings
 from musicpipe.glue.store import Store
 from musicpipe.manifest import load_manifest
-from musicpipe.stack.safety import require_loopback
 
 MAX_PAGE = 200
 

@@ -21,8 +21,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from musicpipe.aws.local import LOCAL_ACCOUNT_ID, local_environment
 from musicpipe.dag.config import VARIABLE
 from musicpipe.manifest import Manifest
+from musicpipe.processes import PRIVATE_UMASK, ManagedProcess
 from musicpipe.stack.airflow_api import (
     COMPONENTS,
     USER,
@@ -31,8 +33,6 @@ from musicpipe.stack.airflow_api import (
     aws_connection,
     dag_variable,
 )
-from musicpipe.stack.processes import PRIVATE_UMASK, ManagedProcess
-from musicpipe.stack.safety import LOCAL_ACCOUNT_ID, local_environment
 from musicpipe.stack.settings import StackSettings
 
 # Where the DAG file lives in the checkout (musicpipe is installed from it in editable mode).

@@ -28,9 +28,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from musicpipe.artifacts import REPO_ROOT
+from musicpipe.aws.local import LOCALSTACK_ACCOUNT_ID, LocalAws
 from musicpipe.bootstrap import bootstrap
 from musicpipe.dag.config import VARIABLE
 from musicpipe.manifest import ConfigError, Manifest, load_manifest
+from musicpipe.processes import make_private
 from musicpipe.stack import choice
 from musicpipe.stack.airflow_api import USER, AirflowApi, AirflowError, aws_connection, dag_variable
 from musicpipe.stack.base import (
@@ -46,9 +48,7 @@ from musicpipe.stack.base import (
 from musicpipe.stack.persistence import read_summary, restore_snapshot, save_snapshot
 from musicpipe.stack.preflight import check_port_free
 from musicpipe.stack.probe import Probe, probe_http
-from musicpipe.stack.processes import make_private
 from musicpipe.stack.recovery import Recovery
-from musicpipe.stack.safety import LOCALSTACK_ACCOUNT_ID, LocalAws
 from musicpipe.stack.settings import StackSettings
 
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"

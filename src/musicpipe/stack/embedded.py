@@ -18,9 +18,11 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
+from musicpipe.aws.local import LOCAL_ACCOUNT_ID, LocalAws, local_environment
 from musicpipe.bootstrap import bootstrap, drop_test_events
 from musicpipe.glue import spark
 from musicpipe.manifest import Manifest
+from musicpipe.processes import ManagedProcess, make_private
 from musicpipe.stack import preflight
 from musicpipe.stack.airflow import AirflowServices
 from musicpipe.stack.base import (
@@ -36,9 +38,7 @@ from musicpipe.stack.base import (
 from musicpipe.stack.journal import control as journal_control
 from musicpipe.stack.persistence import SnapshotSummary, read_summary, save_snapshot
 from musicpipe.stack.probe import Probe, probe_http
-from musicpipe.stack.processes import ManagedProcess, make_private
 from musicpipe.stack.recovery import restore_state, start_journal
-from musicpipe.stack.safety import LOCAL_ACCOUNT_ID, LocalAws, local_environment
 from musicpipe.stack.settings import StackSettings
 
 HEALTH_PATH = "/moto-api/"

@@ -26,8 +26,8 @@ from pathlib import Path
 from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import ClientError
 
+from musicpipe.aws.local import LocalAws
 from musicpipe.manifest import Manifest
-from musicpipe.stack.safety import LocalAws
 
 
 @dataclass

@@ -21,10 +21,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from musicpipe.aws.local import LocalAws
 from musicpipe.manifest import Manifest
 from musicpipe.stack import journal
 from musicpipe.stack.persistence import SnapshotSummary, read_summary, restore_snapshot
-from musicpipe.stack.safety import LocalAws
 
 
 @dataclass
