@@ -27,7 +27,7 @@ from musicpipe.contract.keys import key_problem, refused_key_message
 from musicpipe.contract.rules import REASONS
 from musicpipe.etl import kpis as spark_kpis
 from musicpipe.etl import transform
-from musicpipe.etl.store import EventStore, source_name
+from musicpipe.etl.store import EventStore, read_header, source_name
 from musicpipe.pipeline import tracker as trk
 from musicpipe.pipeline.metrics import put_pipeline_metrics
 
@@ -82,6 +82,15 @@ class FileResult:
             "rows_duplicate": self.rows_duplicate,
             "rows_rejected": sum(self.rows_rejected.values()),
         }
+
+
+@dataclass
+class HeaderGroup:
+    """Stream files with the same header, read together in one scan."""
+
+    header: list[str]
+    files: list[FileResult]
+    rows: DataFrame
 
 
 class EtlJob:
@@ -162,31 +171,63 @@ class EtlJob:
                 self.log(f"skip {key}: already COMPLETED with this content, or held by a live run")
         return claimed
 
-    # -- 2.–7. -------------------------------------------------------------------------------
+    # -- 2.–8. the claimed batch's steps ------------------------------------------------------
     def process(self, files: list[FileResult]) -> dict:
-        a = self.args
         self.log(f"claimed {len(files)} files: {', '.join(f.key for f in files)}")
+        songs, users = self.load_references()
+        batch = self.load_batch(files)
+        checked_all = self.check_rows(files, batch, songs, users)
+        batch_events, previous_dates = self.distinct_events(files, checked_all)
+        self.replace_stored_events(batch_events, previous_dates)
+        touched = self.touched_dates(files, previous_dates)
+        days = self.compute_kpis(touched)
+        self.log(f"KPIs computed for {', '.join(touched)}")
+        self.write_staging(days, touched, files)
+        self.log("KPI items staged")
+        self.mark_staged(files)
+        self._metrics(files)
+        self.log_counts(files)
+        return {"files": [f.key for f in files], "dates": touched}
+
+    # -- 2. load -----------------------------------------------------------------------------
+    def load_references(self) -> tuple[DataFrame, DataFrame]:
+        """songs.csv and users.csv as one row per key (cached: every group joins them)."""
         songs = transform.songs_reference(self._read(SONGS_KEY)).cache()
         users = transform.users_reference(self._read(USERS_KEY)).cache()
-        all_dates = self.store.dates()
+        return songs, users
 
-        # Files with the same header are read together (one scan); each group keeps its own
-        # column names, and every row knows its file.
+    def load_batch(self, files: list[FileResult]) -> list[HeaderGroup]:
+        """The stream files' rows, grouped by header.
+
+        Files with the same header are read together (one scan); each group keeps its own
+        column names, and every row knows its file."""
         groups: dict[tuple[str, ...], list[FileResult]] = {}
         for f in files:
-            header: Sequence[str] = transform.read_header(self.s3, a.raw_bucket, f.key)
+            header: Sequence[str] = read_header(self.s3, self.args.raw_bucket, f.key)
             missing = missing_columns(STREAMS, header)
             if missing:
                 raise ValueError(f"{f.key}: header lacks {', '.join(missing)}")
             groups.setdefault(tuple(header), []).append(f)
-        checked_groups: list[tuple[DataFrame, list[str], list[FileResult]]] = []
+        batch = []
         for header, group in groups.items():
-            paths = [f"s3://{a.raw_bucket}/{f.key}" for f in group]
-            df = transform.read_csv(self.spark, paths, list(header))
-            checked_groups.append((transform.check_rows(df, songs, users), list(header), group))
+            paths = [f"s3://{self.args.raw_bucket}/{f.key}" for f in group]
+            rows = transform.read_csv(self.spark, paths, list(header))
+            batch.append(HeaderGroup(list(header), group, rows))
+        return batch
+
+    def _read(self, key: str) -> DataFrame:
+        header = read_header(self.s3, self.args.raw_bucket, key)
+        return transform.read_csv(self.spark, f"s3://{self.args.raw_bucket}/{key}", header)
+
+    # -- 3. check and quarantine -------------------------------------------------------------
+    def check_rows(
+        self, files: list[FileResult], batch: list[HeaderGroup], songs: DataFrame, users: DataFrame
+    ) -> DataFrame:
+        """Every row of the batch with its reject reason (cached); each file's rows read and
+        rejected by reason counted, and its rejected rows quarantined."""
+        checked_groups = [transform.check_rows(g.rows, songs, users) for g in batch]
         checked_all = reduce(
-            DataFrame.unionByName,
-            [checked.select(*CHECKED_COLUMNS) for checked, _, _ in checked_groups],
+            DataFrame.unionByName, [checked.select(*CHECKED_COLUMNS) for checked in checked_groups]
         ).cache()
 
         # Row accounting in one pass over all files: rows read and rejected by reason.
@@ -196,59 +237,51 @@ class EtlJob:
             f.rows_read += row["count"]
             if row["_reason"] is not None:
                 f.rows_rejected[row["_reason"]] = row["count"]
-        for checked, header, group in checked_groups:
-            for f in group:
+        for checked, group in zip(checked_groups, batch, strict=True):
+            for f in group.files:
                 f.rows_rejected = {r: f.rows_rejected.get(r, 0) for r in REASONS}
                 if any(f.rows_rejected.values()):
                     mine = checked.where(F.col("_source") == source_name(f.key))
-                    self._quarantine_rows(f, mine, header)
+                    self._quarantine_rows(f, mine, group.header)
         self.log("rows checked; rejected rows quarantined")
-        # Distinct accepted events per file (an event twice in one file counts once).
+        return checked_all
+
+    def _quarantine_rows(self, f: FileResult, checked: DataFrame, original: list[str]) -> None:
+        """Rejected rows → s3://<quarantine>/quarantine/rows/<batch>/<file stem>.csv."""
+        rejected = transform.rejected_rows(checked, original)
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(rejected.columns)
+        for row in rejected.toLocalIterator():
+            writer.writerow(["" if v is None else v for v in row])
+        stem = f.key.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+        self.s3.put_object(
+            Bucket=self.args.quarantine_bucket,
+            Key=f"quarantine/rows/{self.args.batch_id}/{stem}.csv",
+            Body=buffer.getvalue().encode("utf-8"),
+            ContentType="text/csv",
+        )
+
+    # -- 4. replace the stored events --------------------------------------------------------
+    def distinct_events(
+        self, files: list[FileResult], checked_all: DataFrame
+    ) -> tuple[DataFrame, dict[str, list[str]]]:
+        """The batch's distinct accepted events per file (an event twice in one file counts
+        once; cached), each file's dates, accepted and duplicate rows; and the dates on which
+        each file's source already has stored events."""
         batch_events = (
-            transform.accepted_events(checked_all, a.listen_duration_s, a.batch_id)
+            transform.accepted_events(checked_all, self.args.listen_duration_s, self.args.batch_id)
             .dropDuplicates(["source", *transform.EVENT_KEY])
             .cache()
         )
-
+        by_source = {source_name(f.key): f for f in files}
         for row in batch_events.groupBy("source", "listen_date").count().collect():
             by_source[row["source"]].dates.append(row["listen_date"])
+        all_dates = self.store.dates()
         previous_dates = {s: self.store.dates_of_source(s, all_dates) for s in by_source}
         self._count_duplicates(files, batch_events, previous_dates)
-
         self.log("duplicates counted")
-        # Replace the files' stored events: old partitions out, new ones in.
-        for source, dates in previous_dates.items():
-            self.store.delete_source(source, dates)
-        (
-            batch_events.write.mode("overwrite")
-            .option("partitionOverwriteMode", "dynamic")
-            .partitionBy("listen_date", "source")
-            .parquet(self.store.root_url())
-        )
-
-        self.log("events stored")
-        touched = sorted(
-            {d for f in files for d in f.dates} | {d for ds in previous_dates.values() for d in ds}
-        )
-        days = self.compute_kpis(touched)
-        self.log(f"KPIs computed for {', '.join(touched)}")
-        self.write_staging(days, touched, files)
-        self.log("KPI items staged")
-        for f in files:
-            self.tracker.set_status(
-                f.key, trk.STAGED, a.batch_id, counts=f.counts(), dates=f.dates, etag=f.etag
-            )
-        self._metrics(files)
-        for f in files:
-            self.log(
-                f"{f.key}: read {f.rows_read}, accepted {f.rows_accepted}, "
-                f"duplicates {f.rows_duplicate}, rejected {f.rows_rejected}"
-            )
-        return {"files": [f.key for f in files], "dates": touched}
-
-    def _read(self, key: str) -> DataFrame:
-        header = transform.read_header(self.s3, self.args.raw_bucket, key)
-        return transform.read_csv(self.spark, f"s3://{self.args.raw_bucket}/{key}", header)
+        return batch_events, previous_dates
 
     def _count_duplicates(self, files, batch_events: DataFrame, previous_dates) -> None:
         """Per file: events already held by another file (stored earlier, or an earlier key of
@@ -283,23 +316,29 @@ class EtlJob:
             f.rows_accepted = accepted.get(source_name(f.key), 0)
             f.rows_duplicate = f.rows_read - sum(f.rows_rejected.values()) - f.rows_accepted
 
-    def _quarantine_rows(self, f: FileResult, checked: DataFrame, original: list[str]) -> None:
-        """Rejected rows → s3://<quarantine>/quarantine/rows/<batch>/<file stem>.csv."""
-        rejected = transform.rejected_rows(checked, original)
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(rejected.columns)
-        for row in rejected.toLocalIterator():
-            writer.writerow(["" if v is None else v for v in row])
-        stem = f.key.rsplit("/", 1)[-1].rsplit(".", 1)[0]
-        self.s3.put_object(
-            Bucket=self.args.quarantine_bucket,
-            Key=f"quarantine/rows/{self.args.batch_id}/{stem}.csv",
-            Body=buffer.getvalue().encode("utf-8"),
-            ContentType="text/csv",
+    def replace_stored_events(
+        self, batch_events: DataFrame, previous_dates: dict[str, list[str]]
+    ) -> None:
+        """The files' stored events replaced: old partitions out, new ones in."""
+        for source, dates in previous_dates.items():
+            self.store.delete_source(source, dates)
+        (
+            batch_events.write.mode("overwrite")
+            .option("partitionOverwriteMode", "dynamic")
+            .partitionBy("listen_date", "source")
+            .parquet(self.store.root_url())
+        )
+        self.log("events stored")
+
+    # -- 5.–6. KPIs and staging -------------------------------------------------------------
+    def touched_dates(
+        self, files: list[FileResult], previous_dates: dict[str, list[str]]
+    ) -> list[str]:
+        """The dates whose KPIs change: those the files have events on now or had before."""
+        return sorted(
+            {d for f in files for d in f.dates} | {d for ds in previous_dates.values() for d in ds}
         )
 
-    # -- KPIs and staging --------------------------------------------------------------------
     def compute_kpis(self, dates: list[str]) -> dict[str, dict]:
         stored = self.store.dates_with_data(dates)
         if not stored:
@@ -367,6 +406,20 @@ class EtlJob:
                     .partitionBy("listen_date")
                     .parquet(f"{root}/{name}")
                 )
+
+    # -- 7.–8. tracker and metrics -----------------------------------------------------------
+    def mark_staged(self, files: list[FileResult]) -> None:
+        for f in files:
+            self.tracker.set_status(
+                f.key, trk.STAGED, self.args.batch_id, counts=f.counts(), dates=f.dates, etag=f.etag
+            )
+
+    def log_counts(self, files: list[FileResult]) -> None:
+        for f in files:
+            self.log(
+                f"{f.key}: read {f.rows_read}, accepted {f.rows_accepted}, "
+                f"duplicates {f.rows_duplicate}, rejected {f.rows_rejected}"
+            )
 
     def _metrics(self, files: list[FileResult]) -> None:
         a = self.args

@@ -5,12 +5,17 @@ Re-running a file deletes its partitions of every date first, so its rows are re
 appended a second time; a re-uploaded file that no longer has events on some date leaves
 nothing behind there. KPIs read every source of a date and drop events delivered more than
 once, so the same event in two files counts once.
+
+The job's own reads of a raw file (its header, :func:`read_header`) are here too, so that
+transform.py holds only Spark transformations and no S3 client call.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+
+from musicpipe.etl.transform import header_from_bytes
 
 STREAMS_ROOT = "processed/streams/"
 
@@ -25,6 +30,13 @@ def escape_partition_value(value: str) -> str:
 def source_name(file_key: str) -> str:
     """The partition value for a stream file: its key below streams/."""
     return file_key.split("/", 1)[1] if file_key.startswith("streams/") else file_key
+
+
+def read_header(s3, bucket: str, key: str) -> list[str]:
+    """The header row of s3://``bucket``/``key``, from its first 64 KiB
+    (``transform.header_from_bytes``)."""
+    head = s3.get_object(Bucket=bucket, Key=key, Range="bytes=0-65535")["Body"].read()
+    return header_from_bytes(head)
 
 
 @dataclass

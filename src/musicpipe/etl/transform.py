@@ -35,17 +35,12 @@ EVENT_COLUMNS = [
 ]
 
 
-def read_header(s3, bucket: str, key: str) -> list[str]:
+def header_from_bytes(head: bytes) -> list[str]:
     """A CSV file's header row, from its first bytes (BOM tolerated, RFC 4180 quoting).
 
     The header is the first record, as the validation job reads it: blank lines before it
-    are skipped (Spark skips them too), and a quoted name may hold a line break."""
-    head = s3.get_object(Bucket=bucket, Key=key, Range="bytes=0-65535")["Body"].read()
-    return header_from_bytes(head)
-
-
-def header_from_bytes(head: bytes) -> list[str]:
-    """The first record of a CSV file's first bytes (see :func:`read_header`)."""
+    are skipped (Spark skips them too), and a quoted name may hold a line break. The bytes
+    come from ``store.read_header``."""
     text = head.decode("utf-8-sig", errors="replace")
     for row in csv.reader(io.StringIO(text, newline="")):
         if row:
@@ -56,7 +51,7 @@ def header_from_bytes(head: bytes) -> list[str]:
 def read_csv(spark: SparkSession, path: str | list[str], header: list[str]) -> DataFrame:
     """A CSV file as all-string columns named by the contract's normalization.
 
-    The header comes from :func:`read_header`, so Spark needs no job of its own to find it,
+    The header comes from ``store.read_header``, so Spark needs no job of its own to find it,
     and files whose columns are ordered differently are each read with their own names.
 
     The records are those Python's ``csv`` gives the validation job (RFC 4180): a quoted field
