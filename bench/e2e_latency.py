@@ -27,10 +27,8 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from musicpipe.data.generator import (  # noqa: E402
-    DEFAULT_ROWS_PER_FILE,
-    generate_dataset,
-)
+from musicpipe.data.common import DEFAULT_ROWS_PER_FILE  # noqa: E402
+from musicpipe.data.generator import generate_dataset  # noqa: E402
 from musicpipe.stack.runs import wait_until_idle  # noqa: E402
 
 console = Console()

@@ -15,17 +15,11 @@ import pytest
 
 from musicpipe.contract.columns import REQUIRED_COLUMNS, STREAMS, missing_columns
 from musicpipe.data import bad_samples
-from musicpipe.data.generator import (
-    CHUNK_ROWS,
-    DEFAULT_ROWS_PER_FILE,
-    DEFAULT_SONGS,
-    DEFAULT_USERS,
-    GENRES,
-    Catalogue,
-    generate_dataset,
-    write_sample_set,
-    write_streams,
-)
+from musicpipe.data.catalogue import Catalogue
+from musicpipe.data.common import DEFAULT_ROWS_PER_FILE, DEFAULT_SONGS, DEFAULT_USERS
+from musicpipe.data.generator import generate_dataset, write_sample_set
+from musicpipe.data.songs import GENRES
+from musicpipe.data.streams import CHUNK_ROWS, write_streams
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "data_samples"

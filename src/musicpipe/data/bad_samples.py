@@ -17,17 +17,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from musicpipe.data.generator import (
+from musicpipe.data.catalogue import read_track_ids, read_user_ids
+from musicpipe.data.common import (
     DEFAULT_SEED,
     DEFAULT_START_DATE,
     KEY_BAD_SAMPLES,
-    STREAMS_HEADER,
     TIME_FORMAT,
-    random_track_ids,
-    read_track_ids,
-    read_user_ids,
     seeded_rng,
 )
+from musicpipe.data.songs import random_track_ids
+from musicpipe.data.streams import STREAMS_HEADER
 
 # bad_timestamps.csv: 140 of 200 listen_time values are garbage, 70 % > the 50 % threshold.
 BAD_TIMESTAMPS_ROWS = 200
