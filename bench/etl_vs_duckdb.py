@@ -27,17 +27,15 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from musicpipe import oracle  # noqa: E402
+from tests import oracle  # noqa: E402
+
 from musicpipe.artifacts import deploy_jobs  # noqa: E402
 from musicpipe.aws.local import LOCAL_ACCOUNT_ID  # noqa: E402
-from musicpipe.data.generator import (  # noqa: E402
-    DEFAULT_ROWS_PER_FILE,
-    DEFAULT_SEED,
-    Catalogue,
-    write_songs,
-    write_streams,
-    write_users,
-)
+from musicpipe.data.catalogue import Catalogue  # noqa: E402
+from musicpipe.data.common import DEFAULT_ROWS_PER_FILE, DEFAULT_SEED  # noqa: E402
+from musicpipe.data.songs import write_songs  # noqa: E402
+from musicpipe.data.streams import write_streams  # noqa: E402
+from musicpipe.data.users import write_users  # noqa: E402
 from musicpipe.pipeline.kpi_writer import write_staged_kpis  # noqa: E402
 
 console = Console()

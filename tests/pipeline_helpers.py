@@ -6,7 +6,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from musicpipe import oracle
 from musicpipe.artifacts import deploy_jobs
 from musicpipe.aws.local import LOCAL_ACCOUNT_ID
 from musicpipe.bootstrap import bootstrap
@@ -14,6 +13,8 @@ from musicpipe.contract.kpis import day_items
 from musicpipe.manifest import load_manifest
 from musicpipe.pipeline.kpi_writer import write_staged_kpis
 from musicpipe.pipeline.tracker import Tracker
+
+from . import oracle
 
 # The session's Glue emulator runs 3-second "minutes" (for the timeout tests): give the
 # pipeline's jobs a Timeout that still leaves them half an hour.

@@ -8,10 +8,10 @@ from collections import Counter
 
 import pytest
 
-from musicpipe import oracle
 from musicpipe.contract import validation
 from musicpipe.contract.rules import FIELD_TOO_LARGE, MAX_FIELD_CHARS, REASONS
 
+from . import oracle
 from .conftest import SAMPLES, local_spark
 from .csv_corpus import BIG, write_corpus, write_mixed_endings
 

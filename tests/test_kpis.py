@@ -21,7 +21,6 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from musicpipe import oracle
 from musicpipe.contract import kpis
 from musicpipe.contract.columns import SONGS, STREAMS, USERS, column_positions
 from musicpipe.contract.rules import (
@@ -32,6 +31,9 @@ from musicpipe.contract.rules import (
     reject_reason,
 )
 from musicpipe.data.generator import generate_dataset
+
+from . import oracle
+from .oracle.reading import PY_WHITESPACE
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "data_samples"
@@ -635,7 +637,7 @@ def test_oracle_refuses_duplicate_events_table():
 def test_oracle_trims_what_str_strip_trims():
     # The contract trims keys with str.strip(); the oracle spells that set out for SQL.
     python = {c for c in map(chr, range(0x110000)) if c.isspace()}
-    assert set(map(chr, oracle._PY_WHITESPACE)) == python
+    assert set(map(chr, PY_WHITESPACE)) == python
 
 
 LISTEN_TIMES = [

@@ -21,9 +21,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from musicpipe import oracle
 from musicpipe.stack.preflight import free_ports
 
+from . import oracle
 from .conftest import REPO, SAMPLES, cpu_load
 
 DEMO_TIMEOUT_S = 1200
