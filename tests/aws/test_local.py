@@ -11,7 +11,7 @@ from musicpipe.aws.local import (
     require_loopback,
 )
 
-from .conftest import isolated_env, run_cli
+from ..conftest import isolated_env, run_cli
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,7 @@ import pytest
 
 from musicpipe.processes import ManagedProcess, is_alive
 
-from .conftest import SAMPLES, run_cli
+from ..conftest import SAMPLES, run_cli
 
 
 @pytest.fixture

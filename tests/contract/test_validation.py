@@ -27,7 +27,7 @@ from musicpipe.contract.validation import (
     validate_stream_file,
 )
 
-from .conftest import SAMPLES
+from ..conftest import SAMPLES
 
 HEADER = b"user_id,track_id,listen_time\n"
 GOOD_ROW = b"1,t1,2026-11-01 10:00:00\n"

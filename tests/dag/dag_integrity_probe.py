@@ -1,6 +1,6 @@
 """Load the pipeline's DAG folder with Airflow's own DagBag and print what a test checks.
 
-Run as a script (tests/test_dag_integrity.py does, in a clean environment). While the DAG file
+Run as a script (tests/dag/test_dag_integrity.py does, in a clean environment). While the DAG file
 is parsed, an audit hook records every network or process call: parsing must do no I/O beyond
 reading its own Variable from the environment.
 """

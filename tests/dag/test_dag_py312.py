@@ -21,7 +21,7 @@ import pytest
 
 from .test_dag_integrity import QUEUE, probe
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 LOCK = REPO / "requirements.lock"
 DAG_REQUIREMENTS = [
     "apache-airflow",

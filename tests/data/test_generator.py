@@ -27,7 +27,7 @@ from musicpipe.data.generator import (
     write_streams,
 )
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SAMPLES = REPO / "data_samples"
 
 SONGS_HEADER = (

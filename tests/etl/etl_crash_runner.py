@@ -1,11 +1,11 @@
 """Run the ETL job's code and die like `kill -9` at a chosen point between two steps.
 
-Used by tests/test_etl_crash.py in a child process: the process exits with os._exit, so
+Used by tests/etl/test_etl_crash.py in a child process: the process exits with os._exit, so
 nothing after the crash point runs (no exception handler marks the files FAILED, no cleanup),
 exactly what a killed Glue run leaves behind. Configured by the environment the test sets:
 AWS_ENDPOINT_URL (the local moto), MUSICPIPE_JAR_CACHE and the manifest's defaults.
 
-    python -m tests.etl_crash_runner <crash point> <batch id>
+    python -m tests.etl.etl_crash_runner <crash point> <batch id>
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Crashes in the middle of the pipeline, then a successful run: the invariant of
 docs/data-contract.md §3.8 holds.
 
-Each ETL crash test kills the real ETL job's code (tests/etl_crash_runner.py, in a child
+Each ETL crash test kills the real ETL job's code (tests/etl/etl_crash_runner.py, in a child
 process that dies with os._exit(137) like ``kill -9``) between two of its steps, checks the
 traces the crash left behind, then runs the real job through the Glue emulator and the DynamoDB
 writer for a new batch: every KPI must equal the DuckDB oracle computed from scratch over the
@@ -27,9 +27,8 @@ import pytest
 from musicpipe.aws.local import local_environment
 from musicpipe.pipeline.kpi_writer import BATCH_WRITE_LIMIT, staging_keys
 
-from .conftest import REPO, SAMPLES
-from .etl_crash_runner import CRASH_EXIT
-from .pipeline_helpers import (
+from ..conftest import REPO, SAMPLES
+from ..pipeline_helpers import (
     MANIFEST,
     PROCESSED,
     Pipeline,
@@ -37,6 +36,7 @@ from .pipeline_helpers import (
     assert_same_kpis,
     oracle_items,
 )
+from .etl_crash_runner import CRASH_EXIT
 
 SONGS = SAMPLES / "songs.csv"
 USERS = SAMPLES / "users.csv"
@@ -102,7 +102,7 @@ def _kill_group(process: subprocess.Popen) -> None:
 def crash_etl(point: str, batch_id: str, env: dict[str, str], tmp_path: Path) -> str:
     """Run the ETL job for ``batch_id`` until it dies at ``point``; its output."""
     code, output = run_child(
-        ["-m", "tests.etl_crash_runner", point, batch_id],
+        ["-m", "tests.etl.etl_crash_runner", point, batch_id],
         env,
         tmp_path / f"crash-{point}-{batch_id}.log",
     )

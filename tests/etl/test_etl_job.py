@@ -7,8 +7,8 @@ import pytest
 
 from musicpipe.data.generator import generate_dataset
 
-from .conftest import SAMPLES
-from .pipeline_helpers import (
+from ..conftest import SAMPLES
+from ..pipeline_helpers import (
     PROCESSED,
     QUARANTINE,
     Pipeline,

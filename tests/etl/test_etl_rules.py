@@ -6,7 +6,7 @@ import pytest
 
 from musicpipe.contract import rules
 
-from .conftest import local_spark
+from ..conftest import local_spark
 
 LISTEN_TIMES = [
     "2026-11-01 10:00:00",

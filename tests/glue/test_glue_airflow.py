@@ -12,7 +12,7 @@ from pathlib import Path
 from musicpipe.bootstrap import bootstrap
 from musicpipe.manifest import load_manifest
 
-from .conftest import SAMPLES
+from ..conftest import SAMPLES
 from .test_glue_emulator import ARTIFACTS, CSV_TO_PARQUET, FAILS, put_script
 
 PROBE_DAGS = Path(__file__).parent / "airflow_dags"

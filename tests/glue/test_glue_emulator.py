@@ -17,8 +17,8 @@ from musicpipe.bootstrap import bootstrap
 from musicpipe.manifest import load_manifest
 from musicpipe.processes import is_alive
 
-from .conftest import GLUE_MINUTE_SECONDS, SAMPLES, run_cli
-from .contract import ContractRecorder
+from ..conftest import GLUE_MINUTE_SECONDS, SAMPLES, run_cli
+from .botocore_shapes import ContractRecorder
 
 ROLE = "arn:aws:iam::123456789012:role/musicpipe-glue-job-role"
 ARTIFACTS = "musicpipe.artifacts"

@@ -27,7 +27,7 @@ from musicpipe.promote.plan import (
 from musicpipe.promote.policies import INLINE_POLICY_NAME, glue_job_policy, glue_trust_policy
 from musicpipe.promote.target import target_clients
 
-from .conftest import REPO, run_cli
+from ..conftest import REPO, run_cli
 
 ACCOUNT = "123456789012"  # moto's account
 MANIFEST = load_manifest(cwd=REPO, environ={})

@@ -13,7 +13,7 @@ from musicpipe.stack import airflow as airflow_stack
 from musicpipe.stack.airflow import AirflowError, AirflowServices
 from musicpipe.stack.settings import load_settings
 
-from .conftest import isolated_env
+from ..conftest import isolated_env
 
 
 def test_local_connection_and_variable_point_at_the_stack(tmp_path):

@@ -19,7 +19,7 @@ import pytest
 from musicpipe.dag.config import load_dag_config
 from musicpipe.stack import compose
 
-from .conftest import REPO
+from ..conftest import REPO
 
 COMPOSE_FILE = REPO / "docker-compose.yml"
 DOCKERFILES = sorted((REPO / "docker").glob("*/Dockerfile"))

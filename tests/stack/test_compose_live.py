@@ -21,8 +21,8 @@ from musicpipe.aws.local import LocalAws
 from musicpipe.stack.choice import probe_docker
 from musicpipe.stack.compose import PROJECT
 
-from .conftest import REPO, SAMPLES, isolated_env, run_cli
-from .pipeline_helpers import MANIFEST, assert_same_kpis, kpi_table_items, oracle_items
+from ..conftest import REPO, SAMPLES, isolated_env, run_cli
+from ..pipeline_helpers import MANIFEST, assert_same_kpis, kpi_table_items, oracle_items
 
 ENGINE = probe_docker()
 if os.environ.get("MUSICPIPE_COMPOSE_LIVE") == "required" and not ENGINE.compose:

@@ -27,8 +27,8 @@ from musicpipe.processes import ManagedProcess
 from musicpipe.stack import journal
 from musicpipe.stack.base import http_ok
 
-from .conftest import SAMPLES, run_cli
-from .pipeline_helpers import MANIFEST, PROCESSED, QUARANTINE, RAW, Pipeline
+from ..conftest import SAMPLES, run_cli
+from ..pipeline_helpers import MANIFEST, PROCESSED, QUARANTINE, RAW, Pipeline
 
 ROLE = "arn:aws:iam::123456789012:role/musicpipe-glue-job-role"
 

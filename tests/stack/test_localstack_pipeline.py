@@ -19,8 +19,8 @@ from musicpipe.stack.choice import probe_docker
 from musicpipe.stack.embedded import EmbeddedStack
 from musicpipe.stack.settings import load_settings
 
-from .conftest import SAMPLES, environment, isolated_env
-from .pipeline_helpers import (
+from ..conftest import SAMPLES, environment, isolated_env
+from ..pipeline_helpers import (
     MANIFEST,
     Pipeline,
     assert_rows_accounted,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from musicpipe.processes import ManagedProcess, make_private
 
-from .conftest import run_cli
+from ..conftest import run_cli
 
 
 def loose(folder: Path) -> list[str]:

@@ -14,7 +14,7 @@ import pytest
 
 from musicpipe.stack import choice
 
-from .conftest import REPO, run_cli
+from ..conftest import REPO, run_cli
 
 FAKE_DOCKER = """#!/bin/sh
 # Plays `docker` for the tests: FAKE_DOCKER=none|engine|compose

@@ -1,6 +1,6 @@
 """A DAG that drives the Glue job emulator with the Amazon provider's stock GlueJobOperator.
 
-Used by tests/test_glue_airflow.py through `dag.test()`: one Spark job that must succeed and
+Used by tests/glue/test_glue_airflow.py through `dag.test()`: one Spark job that must succeed and
 one Python shell job that must fail with its own error message (deferrable, so the message
 reaches the exception; the pipeline's own DAG waits synchronously instead). Job names and
 scripts come from the environment the test sets.
