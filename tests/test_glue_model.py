@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from musicpipe.glue import model
+from musicpipe.glue import errors, model
 
 
 def job(**overrides):
@@ -37,7 +37,7 @@ def test_glue_added_arguments_cannot_be_spoofed_by_the_run():
 
 
 def test_argument_keys_must_start_with_dashes():
-    with pytest.raises(model.InvalidInput, match="must start with '--'"):
+    with pytest.raises(errors.InvalidInput, match="must start with '--'"):
         model.resolve_arguments(job(), {"x": "1"}, "jr_1", "s3://t/")
 
 
@@ -71,7 +71,7 @@ def test_script_argv_is_key_value_pairs():
     ],
 )
 def test_invalid_definitions_are_invalid_input(definition, message):
-    with pytest.raises(model.InvalidInput, match=message):
+    with pytest.raises(errors.InvalidInput, match=message):
         model.validate_job(definition, name="j")
 
 
@@ -90,7 +90,7 @@ def test_defaults_filled_in_as_glue_does():
 def test_concurrency_limit():
     limited = job(ExecutionProperty={"MaxConcurrentRuns": 2})
     model.new_run(limited, {}, active_runs=1, temp_dir="s3://t/")
-    with pytest.raises(model.ConcurrentRunsExceeded, match="MaxConcurrentRuns is 2"):
+    with pytest.raises(errors.ConcurrentRunsExceeded, match="MaxConcurrentRuns is 2"):
         model.new_run(limited, {}, active_runs=2, temp_dir="s3://t/")
 
 

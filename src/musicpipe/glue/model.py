@@ -11,6 +11,8 @@ import copy
 import secrets
 import time
 
+from musicpipe.glue.errors import ConcurrentRunsExceeded, InvalidInput
+
 GLUEETL = "glueetl"
 PYTHONSHELL = "pythonshell"
 COMMANDS = (GLUEETL, PYTHONSHELL, "gluestreaming", "glueray")
@@ -52,37 +54,6 @@ JOB_MEMBERS = {
     "SourceControlDetails",
     "MaintenanceWindow",
 }
-
-
-class GlueError(Exception):
-    """An error Glue answers with: its code (the __type) and message."""
-
-    code = "InternalServiceException"
-    status = 500
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-
-class EntityNotFound(GlueError):
-    code, status = "EntityNotFoundException", 400
-
-
-class AlreadyExists(GlueError):
-    code, status = "AlreadyExistsException", 400
-
-
-class InvalidInput(GlueError):
-    code, status = "InvalidInputException", 400
-
-
-class ConcurrentRunsExceeded(GlueError):
-    code, status = "ConcurrentRunsExceededException", 400
-
-
-class IdempotentParameterMismatch(GlueError):
-    code, status = "IdempotentParameterMismatchException", 400
 
 
 def now() -> float:

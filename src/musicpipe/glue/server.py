@@ -21,7 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from musicpipe.aws.local import require_loopback
-from musicpipe.glue import model
+from musicpipe.glue import errors, model
 from musicpipe.glue.runner import Runner, RunnerSettings
 from musicpipe.glue.store import Store
 from musicpipe.manifest import load_manifest
@@ -30,7 +30,7 @@ MAX_PAGE = 200
 
 
 class GlueService:
-    """The operations: request dict in, response dict out, model.GlueError for Glue errors."""
+    """The operations: request dict in, response dict out, errors.GlueError for Glue errors."""
 
     def __init__(self, store: Store, runner: Runner, temp_dir: str) -> None:
         self.store = store
@@ -40,23 +40,25 @@ class GlueService:
     def dispatch(self, operation: str, request: dict) -> dict:
         handler = getattr(self, "op_" + operation, None)
         if handler is None:
-            raise UnknownOperation(f"Operation {operation} is not served by the Glue emulator.")
+            raise errors.UnknownOperation(
+                f"Operation {operation} is not served by the Glue emulator."
+            )
         return handler(request)
 
     # -- helpers --------------------------------------------------------------------------
     def _job(self, name: str | None) -> dict:
         if not name:
-            raise model.InvalidInput("JobName should not be null or empty.")
+            raise errors.InvalidInput("JobName should not be null or empty.")
         job = self.store.get_job(name)
         if job is None:
-            raise model.EntityNotFound(f"Job with name: {name} not found")
+            raise errors.EntityNotFound(f"Job with name: {name} not found")
         return job
 
     @staticmethod
     def _page(items: list, request: dict) -> tuple[list, str | None]:
         size = int(request.get("MaxResults") or 100)
         if not 1 <= size <= MAX_PAGE:
-            raise model.InvalidInput(f"MaxResults must be between 1 and {MAX_PAGE}.")
+            raise errors.InvalidInput(f"MaxResults must be between 1 and {MAX_PAGE}.")
         start = int(request.get("NextToken") or 0)
         page = items[start : start + size]
         return page, (str(start + size) if start + size < len(items) else None)
@@ -75,7 +77,7 @@ class GlueService:
                     k: v for k, v in existing.items() if k not in ("CreatedOn", "LastModifiedOn")
                 }
                 if same != job:
-                    raise model.IdempotentParameterMismatch(
+                    raise errors.IdempotentParameterMismatch(
                         f"Job with name {name} already exists with different parameters."
                     )
                 return {"Name": name}
@@ -87,7 +89,7 @@ class GlueService:
         name = request.get("JobName", "")
         update = request.get("JobUpdate")
         if not isinstance(update, dict):
-            raise model.InvalidInput("JobUpdate should not be null.")
+            raise errors.InvalidInput("JobUpdate should not be null.")
         with self.store.lock:
             current = self._job(name)
             # UpdateJob replaces the definition: members left out go back to their defaults.
@@ -111,7 +113,7 @@ class GlueService:
     def op_DeleteJob(self, request: dict) -> dict:
         name = request.get("JobName", "")
         if not name:
-            raise model.InvalidInput("JobName should not be null or empty.")
+            raise errors.InvalidInput("JobName should not be null or empty.")
         self.store.delete_job(name)  # Glue answers the same whether or not the job existed
         return {"JobName": name}
 
@@ -120,7 +122,7 @@ class GlueService:
         with self.store.lock:
             job = self._job(request.get("JobName"))
             if job["Command"]["Name"] not in model.RUNNABLE:
-                raise model.InvalidInput(
+                raise errors.InvalidInput(
                     f"Command.Name {job['Command']['Name']!r} is not run by this emulator; "
                     f"use one of {model.RUNNABLE}."
                 )
@@ -134,7 +136,7 @@ class GlueService:
         run_id = request.get("RunId", "")
         run = self.store.get_run(job["Name"], run_id)
         if run is None:
-            raise model.EntityNotFound(f"Job run {run_id} of job {job['Name']} not found")
+            raise errors.EntityNotFound(f"Job run {run_id} of job {job['Name']} not found")
         return {"JobRun": model.public_run(run)}
 
     def op_GetJobRuns(self, request: dict) -> dict:
@@ -145,7 +147,7 @@ class GlueService:
 
     def op_BatchStopJobRun(self, request: dict) -> dict:
         job = self._job(request.get("JobName"))
-        ok, errors = [], []
+        ok, failures = [], []
         for run_id in request.get("JobRunIds") or []:
             run = self.store.get_run(job["Name"], run_id)
             if run is None:
@@ -160,16 +162,8 @@ class GlueService:
                 continue
             else:
                 detail = {"ErrorCode": "InvalidInputException", "ErrorMessage": "Run not active"}
-            errors.append({"JobName": job["Name"], "JobRunId": run_id, "ErrorDetail": detail})
-        return {"SuccessfulSubmissions": ok, "Errors": errors}
-
-
-class UnknownOperation(model.GlueError):
-    code, status = "UnknownOperationException", 400
-
-
-class SerializationError(model.GlueError):
-    code, status = "SerializationException", 400
+            failures.append({"JobName": job["Name"], "JobRunId": run_id, "ErrorDetail": detail})
+        return {"SuccessfulSubmissions": ok, "Errors": failures}
 
 
 def make_handler(service: GlueService):
@@ -202,13 +196,13 @@ def make_handler(service: GlueService):
             try:
                 service_name, _, operation = target.partition(".")
                 if service_name != "AWSGlue" or not operation:
-                    raise UnknownOperation(f"Unknown X-Amz-Target {target!r}")
+                    raise errors.UnknownOperation(f"Unknown X-Amz-Target {target!r}")
                 try:
                     request = json.loads(raw or b"{}")
                 except ValueError as exc:
-                    raise SerializationError(f"Request body is not JSON: {exc}") from None
+                    raise errors.SerializationError(f"Request body is not JSON: {exc}") from None
                 self._send(200, service.dispatch(operation, request))
-            except model.GlueError as exc:
+            except errors.GlueError as exc:
                 self._send(exc.status, {"__type": exc.code, "message": exc.message})
             except Exception as exc:  # never leave botocore with a dropped connection
                 self._send(500, {"__type": "InternalServiceException", "message": repr(exc)})
