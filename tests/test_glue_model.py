@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import gzip
+import json
+from pathlib import Path
+
+import botocore
 import pytest
 
 from musicpipe.glue import errors, model
@@ -131,3 +136,26 @@ def test_error_message_without_traceback_is_the_last_lines():
     assert model.error_message("INFO: noise\nfatal: disk full\nexit now\n") == (
         "fatal: disk full\nexit now"
     )
+
+
+def test_run_states_are_botocores_and_serialise_to_their_value():
+    service = Path(botocore.__file__).parent / "data/glue/2017-03-31/service-2.json.gz"
+    shapes = json.loads(gzip.decompress(service.read_bytes()))["shapes"]
+    assert [s.value for s in model.JobRunState] == shapes["JobRunState"]["enum"]
+    assert json.dumps({"JobRunState": model.JobRunState.FAILED}) == '{"JobRunState": "FAILED"}'
+    assert f"already {model.JobRunState.STOPPED}" == "already STOPPED"
+
+
+def test_stored_plain_strings_match_the_state_groups():
+    assert "RUNNING" in model.ACTIVE_STATES and "RUNNING" not in model.TERMINAL_STATES
+    assert {str(s) for s in model.TERMINAL_STATES} == {
+        "SUCCEEDED",
+        "FAILED",
+        "TIMEOUT",
+        "STOPPED",
+        "ERROR",
+    }
+    assert not model.ACTIVE_STATES & model.TERMINAL_STATES
+    run = model.new_run(job(), {}, 0, "s3://t/")
+    model.finish(run, model.JobRunState.TIMEOUT, "late")
+    assert json.loads(json.dumps(run))["JobRunState"] == "TIMEOUT"

@@ -8,6 +8,7 @@ codes, argument merging, the arguments Glue adds, run states, concurrency and ti
 from __future__ import annotations
 
 import copy
+import enum
 import secrets
 import time
 
@@ -18,10 +19,37 @@ PYTHONSHELL = "pythonshell"
 COMMANDS = (GLUEETL, PYTHONSHELL, "gluestreaming", "glueray")
 RUNNABLE = (GLUEETL, PYTHONSHELL)
 
-STARTING, RUNNING, STOPPING = "STARTING", "RUNNING", "STOPPING"
-SUCCEEDED, FAILED, TIMEOUT, STOPPED, ERROR = "SUCCEEDED", "FAILED", "TIMEOUT", "STOPPED", "ERROR"
-ACTIVE_STATES = (STARTING, RUNNING, STOPPING)
-TERMINAL_STATES = (SUCCEEDED, FAILED, TIMEOUT, STOPPED, ERROR)
+
+class JobRunState(enum.StrEnum):
+    """A job run's JobRunState, as botocore's Glue model lists them.
+
+    Members are ``str``: they compare equal to the plain strings read back from the store and
+    serialise to their value (``json.dumps(JobRunState.FAILED) == '"FAILED"'``).
+    """
+
+    STARTING = "STARTING"
+    RUNNING = "RUNNING"
+    STOPPING = "STOPPING"
+    STOPPED = "STOPPED"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    TIMEOUT = "TIMEOUT"
+    ERROR = "ERROR"
+    WAITING = "WAITING"  # never entered here: runs start at once or are refused
+    EXPIRED = "EXPIRED"  # never entered here
+
+
+# The states this emulator moves a run through; a run in a terminal state never changes again.
+ACTIVE_STATES = frozenset({JobRunState.STARTING, JobRunState.RUNNING, JobRunState.STOPPING})
+TERMINAL_STATES = frozenset(
+    {
+        JobRunState.SUCCEEDED,
+        JobRunState.FAILED,
+        JobRunState.TIMEOUT,
+        JobRunState.STOPPED,
+        JobRunState.ERROR,
+    }
+)
 
 DEFAULT_TIMEOUT_MINUTES = 2880  # Glue's default for new jobs (48 h)
 
@@ -166,7 +194,7 @@ def new_run(job: dict, request: dict, active_runs: int, temp_dir: str) -> dict:
         "JobMode": job.get("JobMode", "SCRIPT"),
         "StartedOn": started,
         "LastModifiedOn": started,
-        "JobRunState": STARTING,
+        "JobRunState": JobRunState.STARTING,
         "Arguments": dict(request.get("Arguments") or {}),
         "PredecessorRuns": [],
         "AllocatedCapacity": 0,
@@ -193,7 +221,7 @@ def public_run(run: dict) -> dict:
     return {k: v for k, v in run.items() if not k.startswith("_")}
 
 
-def finish(run: dict, state: str, error: str | None = None) -> None:
+def finish(run: dict, state: JobRunState, error: str | None = None) -> None:
     completed = now()
     run["JobRunState"] = state
     run["CompletedOn"] = completed
