@@ -1,9 +1,11 @@
 """The Glue job API over the AWS JSON 1.1 protocol, on a loopback port.
 
 Requests are ``POST /`` with ``X-Amz-Target: AWSGlue.<Operation>`` and a JSON body; answers
-are JSON, errors ``{"__type": <code>, "message": …}`` with HTTP 400, which botocore turns into
-the ``ClientError`` and modelled exception classes it would raise against AWS. Timestamps are
-epoch seconds, as in every JSON protocol AWS service.
+are JSON, errors ``{"__type": <code>, "message": …}`` with the error's HTTP status (400 for
+every Glue error in :mod:`musicpipe.glue.errors`), which botocore turns into the
+``ClientError`` and modelled exception classes it would raise against AWS. Timestamps are
+epoch seconds, as in every JSON protocol AWS service. This module is the wire only: the
+operations' rules are in :mod:`musicpipe.glue.model`.
 
 Run as ``python -m musicpipe.glue.server --port 4567 --state-dir … --aws-endpoint …``.
 """
@@ -120,7 +122,7 @@ def make_handler(service: GlueService):
             if self.path.rstrip("/") in ("", "/health"):
                 self._send(200, {"service": "glue", "status": "ok"})
             else:
-                self._send(404, {"__type": "UnknownOperationException", "message": self.path})
+                self._send(404, {"__type": errors.UnknownOperation.code, "message": self.path})
 
         def do_POST(self) -> None:
             target = self.headers.get("X-Amz-Target", "")
