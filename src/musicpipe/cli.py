@@ -653,7 +653,7 @@ def logs(
     as_json: bool = JSON,
 ) -> None:
     """Print a Glue job run's logs from CloudWatch Logs (stream = run id)."""
-    from musicpipe.glue.logs import LogsError, read_run_logs
+    from musicpipe.stack.job_logs import LogsError, read_run_logs
 
     with cli_errors():
         stack = _stack()
