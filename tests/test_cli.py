@@ -166,7 +166,7 @@ def test_json_output_and_exit_codes(cli_env, tmp_path):
 def test_aws_errors_become_one_line_with_what_to_do():
     from botocore.exceptions import ClientError, EndpointConnectionError
 
-    from musicpipe.cli import aws_error_message
+    from musicpipe.cli.console import aws_error_message
 
     gone = EndpointConnectionError(endpoint_url="http://127.0.0.1:4566/")
     assert aws_error_message(gone) == (
