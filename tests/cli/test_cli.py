@@ -163,10 +163,50 @@ def test_json_output_and_exit_codes(cli_env, tmp_path):
     assert {s["state"] for s in json.loads(stopped.stdout)["services"]} == {"stopped"}
 
 
+# What only one command needs is imported in that command: `musicpipe --help` and a plain
+# `musicpipe status` never pay for pyspark, numpy, the generator, promotion or the run views.
+LAZY_MODULES = (
+    "pyspark",
+    "numpy",
+    "musicpipe.data.generator",
+    "musicpipe.promote.plan",
+    "musicpipe.kpi_report",
+    "musicpipe.stack.runs",
+    "musicpipe.stack.job_logs",
+)
+
+
+def test_the_cli_keeps_its_top_level_commands_and_imports_little():
+    probe = (
+        "import sys, json, typer.main, musicpipe.cli; "
+        "group = typer.main.get_command(musicpipe.cli.app); "
+        f"print(json.dumps([list(group.list_commands(None)), [m for m in {LAZY_MODULES!r} "
+        "if m in sys.modules]]))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout
+    commands, loaded = json.loads(out)
+    assert commands == [
+        "up",
+        "down",
+        "status",
+        "env",
+        "drop",
+        "wait",
+        "kpis",
+        "logs",
+        "manifest",
+        "generate",
+        "promote",
+    ]
+    assert loaded == []
+
+
 def test_aws_errors_become_one_line_with_what_to_do():
     from botocore.exceptions import ClientError, EndpointConnectionError
 
-    from musicpipe.cli import aws_error_message
+    from musicpipe.cli.console import aws_error_message
 
     gone = EndpointConnectionError(endpoint_url="http://127.0.0.1:4566/")
     assert aws_error_message(gone) == (
