@@ -34,6 +34,7 @@ from botocore.exceptions import ClientError
 
 from musicpipe.contract.columns import SONGS, STREAMS, USERS
 from musicpipe.contract.keys import key_problem, refused_key_message
+from musicpipe.contract.layout import SONGS_KEY, STREAMS_PREFIX, USERS_KEY, report_key
 from musicpipe.contract.validation import (
     FAILED,
     build_report,
@@ -47,13 +48,6 @@ from musicpipe.contract.validation import (
 from musicpipe.pipeline.quarantine import QuarantineError, plain_etag, quarantine_file
 from musicpipe.pipeline.tracker import FAILED as TRACKER_FAILED
 from musicpipe.pipeline.tracker import QUARANTINED, Tracker
-
-# The same values as musicpipe.manifest (a test checks): the manifest itself needs Python 3.11
-# (tomllib) and is not shipped to the job.
-STREAMS_PREFIX = "streams/"
-SONGS_KEY = "songs/songs.csv"
-USERS_KEY = "users/users.csv"
-REPORT_KEY = "validation_reports/{batch_id}/report.json"
 
 REQUIRED_ARGS = [
     "JOB_NAME",
@@ -220,7 +214,7 @@ def quarantine(s3, tracker: Tracker, args: dict[str, str], result) -> None:
 
 
 def report_url(args: dict[str, str]) -> str:
-    return f"s3://{args['processed_bucket']}/{REPORT_KEY.format(batch_id=args['batch_id'])}"
+    return f"s3://{args['processed_bucket']}/{report_key(args['batch_id'])}"
 
 
 def run(args: dict[str, str]) -> dict:
@@ -253,7 +247,7 @@ def run(args: dict[str, str]) -> dict:
     )
     s3.put_object(
         Bucket=args["processed_bucket"],
-        Key=REPORT_KEY.format(batch_id=args["batch_id"]),
+        Key=report_key(args["batch_id"]),
         Body=(json.dumps(report, indent=2) + "\n").encode(),
         ContentType="application/json",
     )

@@ -12,7 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-STREAMS_ROOT = "processed/streams/"
+from musicpipe.contract.layout import EVENTS_PREFIX as STREAMS_ROOT
+from musicpipe.contract.layout import STREAMS_PREFIX
 
 # Characters Spark escapes in partition values (ExternalCatalogUtils.escapePathName).
 _SPARK_ESCAPED = set("\"#%'*/:=?\\{[]^\x7f") | {chr(c) for c in range(1, 32)}
@@ -24,7 +25,7 @@ def escape_partition_value(value: str) -> str:
 
 def source_name(file_key: str) -> str:
     """The partition value for a stream file: its key below streams/."""
-    return file_key.split("/", 1)[1] if file_key.startswith("streams/") else file_key
+    return file_key.split("/", 1)[1] if file_key.startswith(STREAMS_PREFIX) else file_key
 
 
 @dataclass

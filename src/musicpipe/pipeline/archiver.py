@@ -55,10 +55,8 @@ from datetime import datetime, timezone
 
 from botocore.exceptions import ClientError
 
+from musicpipe.contract.layout import ARCHIVE_PREFIX, STREAMS_PREFIX
 from musicpipe.pipeline.tracker import COMPLETED, Tracker, now_iso
-
-STREAMS_PREFIX = "streams/"  # musicpipe.manifest.STREAMS_PREFIX (manifest needs Python 3.11)
-ARCHIVE_PREFIX = "archive/streams/"
 
 ARCHIVED = "archived"
 SKIPPED_CHANGED = "skipped_changed"

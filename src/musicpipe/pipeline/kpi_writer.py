@@ -66,9 +66,9 @@ from boto3.dynamodb.conditions import Key
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from musicpipe.contract.layout import staging_prefix
 from musicpipe.pipeline.tracker import COMPLETED, STAGED, Tracker
 
-STAGING_PREFIX = "kpis/staging/"
 GSI_NAME = "gsi1"
 
 BATCH_WRITE_LIMIT = 25  # BatchWriteItem: at most 25 put/delete requests per call
@@ -132,7 +132,7 @@ class StagedBatch:
 
 def staging_keys(batch_id: str) -> tuple[str, str]:
     """The (manifest, items) keys of a batch's staging folder in the processed bucket."""
-    base = f"{STAGING_PREFIX}{batch_id}/"
+    base = staging_prefix(batch_id)
     return base + "manifest.json", base + "items.jsonl"
 
 

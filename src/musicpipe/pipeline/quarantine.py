@@ -22,8 +22,8 @@ from typing import overload
 
 from botocore.exceptions import ClientError
 
-QUARANTINE_FILES_PREFIX = "quarantine/files/"
-REASON_SUFFIX = ".reason.json"
+from musicpipe.contract.layout import QUARANTINE_FILES_PREFIX, REASON_SUFFIX
+
 MAX_SINGLE_COPY_BYTES = 5 * 1024**3  # CopyObject's limit
 
 
