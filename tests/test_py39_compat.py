@@ -25,9 +25,10 @@ VERMIN = Path(sys.executable).with_name("vermin")
 TARGETS = (
     REPO / "src" / "musicpipe" / "contract",
     REPO / "src" / "musicpipe" / "pipeline",
+    REPO / "src" / "musicpipe" / "aws" / "s3.py",
     REPO / "spark_jobs" / "music_streaming_validation.py",
 )
-SHIPPED_PACKAGES = ("musicpipe.contract", "musicpipe.pipeline")
+SHIPPED_PACKAGES = ("musicpipe.contract", "musicpipe.pipeline", "musicpipe.aws.s3")
 THIRD_PARTY_ALLOWED = {"boto3", "botocore", "awsglue"}
 
 

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 
 from botocore.exceptions import ClientError
 
+from musicpipe.aws.s3 import error_code
 from musicpipe.contract.columns import STREAMS
 from musicpipe.contract.validation import FAILED, NO_STREAM_FILES, PASSED
 from musicpipe.pipeline.archiver import FAILED as ARCHIVE_FAILED
@@ -47,7 +48,7 @@ def read_report(s3, bucket: str, key: str) -> dict:
     except ClientError as exc:
         raise ReportError(
             f"no validation report at s3://{bucket}/{key} "
-            f"({exc.response.get('Error', {}).get('Code')}): see the validation job's log"
+            f"({error_code(exc)}): see the validation job's log"
         ) from exc
     try:
         report = json.loads(body)

@@ -21,6 +21,7 @@ from functools import reduce
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from musicpipe.aws.s3 import plain_etag
 from musicpipe.contract import kpis as contract_kpis
 from musicpipe.contract.columns import STREAMS, missing_columns
 from musicpipe.contract.keys import key_problem, refused_key_message
@@ -158,7 +159,7 @@ class EtlJob:
             except self.s3.exceptions.ClientError:
                 self.log(f"skip {key}: no longer in s3://{self.args.raw_bucket}")
                 continue
-            etag = head["ETag"].strip('"')
+            etag = plain_etag(head["ETag"])
             if self.tracker.claim(
                 key, etag, self.args.batch_id, self.args.job_run_id, self.run_is_alive
             ):

@@ -55,6 +55,14 @@ from datetime import datetime, timezone
 
 from botocore.exceptions import ClientError
 
+from musicpipe.aws.s3 import (
+    CONDITIONAL_CHECK_FAILED,
+    error_code,
+    head_or_none,
+    is_precondition_failed,
+    plain_etag,
+    same_object,
+)
 from musicpipe.contract.layout import ARCHIVE_PREFIX, STREAMS_PREFIX
 from musicpipe.pipeline.tracker import COMPLETED, Tracker, now_iso
 
@@ -82,23 +90,6 @@ class CopyVerificationError(RuntimeError):
     pass
 
 
-def _code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
-
-
-def _bare(etag: object) -> str:
-    return etag.strip('"') if isinstance(etag, str) else ""
-
-
-def _head(s3, bucket: str, key: str, **kwargs) -> dict | None:
-    try:
-        return s3.head_object(Bucket=bucket, Key=key, **kwargs)
-    except ClientError as exc:
-        if _code(exc) in ("404", "NoSuchKey", "NotFound"):
-            return None
-        raise
-
-
 def archive_key_for(file_key: str, arrived: datetime) -> str:
     """``archive/streams/YYYY/MM/DD/<name>`` for a stream key and its arrival time (UTC)."""
     if not file_key.startswith(STREAMS_PREFIX):
@@ -114,7 +105,7 @@ def _alternate_key(key: str, etag: str) -> str:
     stem, dot, ext = name.rpartition(".")
     if not dot:
         stem, ext = name, ""
-    tagged = f"{stem}.{_bare(etag)}" + (f".{ext}" if ext else "")
+    tagged = f"{stem}.{plain_etag(etag)}" + (f".{ext}" if ext else "")
     return f"{folder}/{tagged}"
 
 
@@ -123,7 +114,7 @@ def _copy(s3, bucket: str, key: str, dest: str, source: dict) -> None:
     etag = source["ETag"]
     size = source["ContentLength"]
     copy_source = {"Bucket": bucket, "Key": key}
-    if "-" not in _bare(etag) and size <= MAX_COPY_OBJECT_BYTES:
+    if "-" not in plain_etag(etag) and size <= MAX_COPY_OBJECT_BYTES:
         s3.copy_object(
             Bucket=bucket,
             Key=dest,
@@ -132,7 +123,7 @@ def _copy(s3, bucket: str, key: str, dest: str, source: dict) -> None:
             MetadataDirective="COPY",
         )
         return
-    parts = int(_bare(etag).rsplit("-", 1)[1]) if "-" in _bare(etag) else 1
+    parts = int(plain_etag(etag).rsplit("-", 1)[1]) if "-" in plain_etag(etag) else 1
     sizes = []
     for number in range(1, parts + 1):
         # No IfMatch here: emulators compare it with the part's ETag. The part copies below
@@ -170,45 +161,45 @@ def _copy(s3, bucket: str, key: str, dest: str, source: dict) -> None:
 
 def _archive_one(s3, tracker: Tracker, bucket: str, item: dict) -> ArchiveResult:
     file_key = item["file_key"]
-    etag = _bare(item.get("etag"))
+    etag = plain_etag(item.get("etag")) or ""
     result = ArchiveResult(file_key=file_key, status=MISSING, etag=etag or None)
     if not file_key.startswith(STREAMS_PREFIX):
         result.status, result.detail = FAILED, f"not a stream file (outside {STREAMS_PREFIX})"
         return result
 
-    source = _head(s3, bucket, file_key, ChecksumMode="ENABLED")
+    source = head_or_none(s3, bucket, file_key, ChecksumMode="ENABLED")
     if source is None:
         known = item.get("archived_key")
         # archived_key is only recorded after the copy was verified.
-        if known and _head(s3, bucket, known) is not None:
+        if known and head_or_none(s3, bucket, known) is not None:
             result.status, result.archived_key = ALREADY_ARCHIVED, known
             return result
         result.detail = "original gone and no archived copy recorded on the tracker"
         return result
-    if _bare(source["ETag"]) != etag:
+    if plain_etag(source["ETag"]) != etag:
         result.status = SKIPPED_CHANGED
-        result.detail = f"object etag {_bare(source['ETag'])} != tracker etag {etag}: new data"
+        result.detail = f"object etag {plain_etag(source['ETag'])} != tracker etag {etag}: new data"
         return result
 
     dest = archive_key_for(file_key, source["LastModified"])
-    existing = _head(s3, bucket, dest, ChecksumMode="ENABLED")
-    if existing is not None and not _same_object(source, existing):
+    existing = head_or_none(s3, bucket, dest, ChecksumMode="ENABLED")
+    if existing is not None and not same_object(source, existing):
         dest = _alternate_key(dest, etag)
-        existing = _head(s3, bucket, dest, ChecksumMode="ENABLED")
+        existing = head_or_none(s3, bucket, dest, ChecksumMode="ENABLED")
     result.archived_key = dest
     copied = False
     try:
-        if existing is None or not _same_object(source, existing):
+        if existing is None or not same_object(source, existing):
             _copy(s3, bucket, file_key, dest, source)
             copied = True
-        copy = _head(s3, bucket, dest, ChecksumMode="ENABLED")
+        copy = head_or_none(s3, bucket, dest, ChecksumMode="ENABLED")
         if copy is None:
             raise CopyVerificationError("copy not found after the copy")
-        if not _same_object(source, copy):
+        if not same_object(source, copy):
             if copied:
                 s3.delete_object(Bucket=bucket, Key=dest)  # our own unverified copy
             raise CopyVerificationError(
-                f"copy has {copy['ContentLength']} bytes / etag {_bare(copy['ETag'])}, "
+                f"copy has {copy['ContentLength']} bytes / etag {plain_etag(copy['ETag'])}, "
                 f"original {source['ContentLength']} bytes / etag {etag}"
             )
         _record_archive(tracker, file_key, dest)
@@ -217,38 +208,15 @@ def _archive_one(s3, tracker: Tracker, bucket: str, item: dict) -> ArchiveResult
         result.status, result.detail = FAILED, f"copy not verified, original kept: {exc}"
         return result
     except ClientError as exc:
-        if _code(exc) in ("PreconditionFailed", "412"):
+        if is_precondition_failed(exc):
             # Re-uploaded between the HEAD and the copy or the delete: the new version stays.
             result.status = SKIPPED_CHANGED
             result.detail = "object changed while archiving; the new version stays in streams/"
             return result
-        result.status, result.detail = FAILED, f"{_code(exc)}: {exc}"
+        result.status, result.detail = FAILED, f"{error_code(exc)}: {exc}"
         return result
     result.status = ARCHIVED
     return result
-
-
-_CHECKSUMS = (
-    "ChecksumCRC64NVME",
-    "ChecksumCRC32",
-    "ChecksumCRC32C",
-    "ChecksumSHA1",
-    "ChecksumSHA256",
-)
-
-
-def _same_object(source: dict, copy: dict) -> bool:
-    """Same size, and the same ETag or else the same full-object checksum. The checksum covers
-    buckets where the ETag is not the MD5 of the bytes (SSE-KMS, SSE-C)."""
-    if copy.get("ContentLength") != source.get("ContentLength"):
-        return False
-    if _bare(copy.get("ETag")) == _bare(source.get("ETag")):
-        return True
-    for name in _CHECKSUMS:
-        a, b = source.get(name), copy.get(name)
-        if a and b and "-" not in a and "-" not in b:
-            return a == b
-    return False
 
 
 def _record_archive(tracker: Tracker, file_key: str, archived_key: str) -> None:
@@ -266,7 +234,7 @@ def _record_archive(tracker: Tracker, file_key: str, archived_key: str) -> None:
             },
         )
     except ClientError as exc:
-        if _code(exc) != "ConditionalCheckFailedException":
+        if error_code(exc) != CONDITIONAL_CHECK_FAILED:
             raise
 
 
@@ -313,7 +281,8 @@ def already_counted_keys(s3, tracker: Tracker, raw_bucket: str) -> list[str]:
             if not obj["Key"].endswith(".csv"):
                 continue
             item = tracker.get(obj["Key"]) or {}
-            if item.get("status") == COMPLETED and _bare(item.get("etag")) == _bare(obj["ETag"]):
+            current = plain_etag(obj["ETag"])
+            if item.get("status") == COMPLETED and plain_etag(item.get("etag")) == current:
                 keys.append(obj["Key"])
     return sorted(keys)
 

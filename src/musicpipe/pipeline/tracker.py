@@ -22,6 +22,8 @@ from typing import Callable
 
 from botocore.exceptions import ClientError
 
+from musicpipe.aws.s3 import CONDITIONAL_CHECK_FAILED, error_code
+
 PROCESSING = "PROCESSING"
 STAGED = "STAGED"
 COMPLETED = "COMPLETED"
@@ -100,7 +102,7 @@ class Tracker:
                 },
             )
         except ClientError as exc:
-            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+            if error_code(exc) == CONDITIONAL_CHECK_FAILED:
                 return False
             raise
         return True
