@@ -35,8 +35,8 @@ from botocore.exceptions import ClientError
 from musicpipe.contract.columns import SONGS, STREAMS, USERS
 from musicpipe.contract.keys import key_problem, refused_key_message
 from musicpipe.contract.layout import SONGS_KEY, STREAMS_PREFIX, USERS_KEY, report_key
+from musicpipe.contract.status import TrackerStatus, ValidationStatus
 from musicpipe.contract.validation import (
-    FAILED,
     build_report,
     failed_file,
     not_validated,
@@ -46,8 +46,7 @@ from musicpipe.contract.validation import (
     validate_stream_file,
 )
 from musicpipe.pipeline.quarantine import QuarantineError, plain_etag, quarantine_file
-from musicpipe.pipeline.tracker import FAILED as TRACKER_FAILED
-from musicpipe.pipeline.tracker import QUARANTINED, Tracker
+from musicpipe.pipeline.tracker import Tracker
 
 REQUIRED_ARGS = [
     "JOB_NAME",
@@ -196,16 +195,16 @@ def quarantine(s3, tracker: Tracker, args: dict[str, str], result) -> None:
         )
     except QuarantineError as exc:
         result.error += f"; not quarantined: {exc}"
-        tracker.set_status(key, TRACKER_FAILED, batch_id, error=result.error, etag=result.etag)
+        failed = TrackerStatus.FAILED
+        tracker.set_status(key, failed, batch_id, error=result.error, etag=result.etag)
         return
     except Exception as exc:
-        tracker.set_status(
-            key, TRACKER_FAILED, batch_id, error=f"quarantine crashed: {exc!r}", etag=result.etag
-        )
+        crashed = f"quarantine crashed: {exc!r}"
+        tracker.set_status(key, TrackerStatus.FAILED, batch_id, error=crashed, etag=result.etag)
         raise
     tracker.set_status(
         key,
-        QUARANTINED,
+        TrackerStatus.QUARANTINED,
         batch_id,
         counts={"rows_read": result.rows_read, "rows_rejected": result.total_rejected},
         error=result.error,
@@ -228,13 +227,13 @@ def run(args: dict[str, str]) -> dict:
     else:
         keys = pending_keys(s3, tracker, raw)
 
-    if all(r.status != FAILED for r in references):
+    if all(r.status != ValidationStatus.FAILED for r in references):
         streams = [
             validate_stream(s3, raw, key, ids, args["validation_reject_threshold"]) for key in keys
         ]
         for result in streams:
             # Only a file that was read (it has an ETag) has something to move.
-            if result.status == FAILED and result.etag is not None:
+            if result.status == ValidationStatus.FAILED and result.etag is not None:
                 quarantine(s3, tracker, args, result)
     else:
         streams = [not_validated(key, etag=etag) for key, etag in keys.items()]

@@ -72,10 +72,7 @@ from musicpipe.contract.columns import (
     missing_columns,
 )
 from musicpipe.contract.rules import MAX_FIELD_CHARS, REASONS, reject_reason
-
-PASSED = "PASSED"
-FAILED = "FAILED"
-NOT_VALIDATED = "NOT_VALIDATED"
+from musicpipe.contract.status import ValidationStatus
 
 DEFAULT_THRESHOLD = 0.5
 REFERENCE_FAILED = "reference files failed"
@@ -97,7 +94,7 @@ class FileResult:
 
     key: str
     kind: str
-    status: str
+    status: ValidationStatus
     etag: str | None = None
     missing_columns: list[str] = field(default_factory=list)
     rows_read: int = 0
@@ -359,7 +356,7 @@ def validate_reference_file(
     scan = _scan(source, kind, on_row)
     scan.errors += too_large
     result = _result(key, kind, etag, scan)
-    return result, (ids if result.status == PASSED else set())
+    return result, (ids if result.status == ValidationStatus.PASSED else set())
 
 
 def validate_stream_file(
@@ -388,11 +385,11 @@ def validate_stream_file(
 
     scan = _scan(source, STREAMS, on_row)
     result = _result(key, STREAMS, etag, scan)
-    if result.status == PASSED:
+    if result.status == ValidationStatus.PASSED:
         result.rows_rejected = rejected
         total = result.total_rejected
         if Fraction(total, result.rows_read) > limit:
-            result.status = FAILED
+            result.status = ValidationStatus.FAILED
             result.error = (
                 f"{total} of {result.rows_read} rows rejected "
                 f"({100.0 * total / result.rows_read:.1f} %), more than the threshold of "
@@ -407,7 +404,7 @@ def _result(key: str, kind: str, etag: str | None, scan: _Scan) -> FileResult:
         key=key,
         kind=kind,
         etag=etag,
-        status=FAILED if scan.errors else PASSED,
+        status=ValidationStatus.FAILED if scan.errors else ValidationStatus.PASSED,
         missing_columns=list(scan.missing),
         rows_read=scan.rows_read if scan.readable else 0,
         error="; ".join(scan.errors) if scan.errors else None,
@@ -416,12 +413,14 @@ def _result(key: str, kind: str, etag: str | None, scan: _Scan) -> FileResult:
 
 def failed_file(key: str, kind: str, error: str, etag: str | None = None) -> FileResult:
     """A file that could not be read at all (does not exist, access denied, wrong place)."""
-    return FileResult(key=key, kind=kind, status=FAILED, etag=etag, error=error)
+    return FileResult(key=key, kind=kind, status=ValidationStatus.FAILED, etag=etag, error=error)
 
 
 def not_validated(key: str, etag: str | None = None, error: str = REFERENCE_FAILED) -> FileResult:
     """A stream file left alone because the reference files failed."""
-    return FileResult(key=key, kind=STREAMS, status=NOT_VALIDATED, etag=etag, error=error)
+    return FileResult(
+        key=key, kind=STREAMS, status=ValidationStatus.NOT_VALIDATED, etag=etag, error=error
+    )
 
 
 def threshold_fraction(threshold: float | str) -> Fraction:
@@ -458,14 +457,17 @@ def build_report(
     streams = sorted(stream_results, key=lambda r: r.key)
     by_kind = {r.kind: r for r in references}
     references_ok = all(
-        kind in by_kind and by_kind[kind].status == PASSED for kind in REFERENCE_ID_COLUMN
-    ) and all(r.status == PASSED for r in references)
-    counts = {status: 0 for status in (PASSED, FAILED, NOT_VALIDATED)}
+        kind in by_kind and by_kind[kind].status == ValidationStatus.PASSED
+        for kind in REFERENCE_ID_COLUMN
+    ) and all(r.status == ValidationStatus.PASSED for r in references)
+    counts = dict.fromkeys(ValidationStatus, 0)
     for result in streams:
         counts[result.status] = counts.get(result.status, 0) + 1
 
     if not references_ok:
-        problems = [f"{r.key}: {r.error}" for r in references if r.status != PASSED]
+        problems = [
+            f"{r.key}: {r.error}" for r in references if r.status != ValidationStatus.PASSED
+        ]
         problems += [
             f"{kind} reference file was not checked"
             for kind in REFERENCE_ID_COLUMN
@@ -474,7 +476,7 @@ def build_report(
         error: str | None = f"{REFERENCE_FAILED}: " + "; ".join(problems)
     elif not streams:
         error = NO_STREAM_FILES
-    elif counts[PASSED] == 0:
+    elif counts[ValidationStatus.PASSED] == 0:
         error = f"no stream file passed validation ({len(streams)} failed)"
     else:
         error = None
@@ -482,16 +484,16 @@ def build_report(
     stamp = (generated_at or datetime.now(timezone.utc)).astimezone(timezone.utc)
     return {
         "batch_id": batch_id,
-        "overall_status": PASSED if error is None else FAILED,
+        "overall_status": ValidationStatus.PASSED if error is None else ValidationStatus.FAILED,
         "error": error,
         "generated_at": stamp.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
         "threshold": float(threshold),
         "summary": {
             "reference_files_passed": references_ok,
             "stream_files": len(streams),
-            "stream_files_passed": counts[PASSED],
-            "stream_files_failed": counts[FAILED],
-            "stream_files_not_validated": counts[NOT_VALIDATED],
+            "stream_files_passed": counts[ValidationStatus.PASSED],
+            "stream_files_failed": counts[ValidationStatus.FAILED],
+            "stream_files_not_validated": counts[ValidationStatus.NOT_VALIDATED],
             "stream_rows_read": sum(r.rows_read for r in streams),
             "stream_rows_rejected": sum(r.total_rejected for r in streams),
         },

@@ -34,6 +34,7 @@ from musicpipe.contract.layout import (
     staging_prefix,
 )
 from musicpipe.contract.rules import REASONS
+from musicpipe.contract.status import TrackerStatus
 from musicpipe.etl import kpis as spark_kpis
 from musicpipe.etl import transform
 from musicpipe.etl.store import EventStore, source_name
@@ -116,7 +117,10 @@ class EtlJob:
         except Exception as exc:
             for f in files:
                 self.tracker.set_status(
-                    f.key, trk.FAILED, self.args.batch_id, error=f"{type(exc).__name__}: {exc}"
+                    f.key,
+                    TrackerStatus.FAILED,
+                    self.args.batch_id,
+                    error=f"{type(exc).__name__}: {exc}",
                 )
             raise
 
@@ -242,7 +246,12 @@ class EtlJob:
         self.log("KPI items staged")
         for f in files:
             self.tracker.set_status(
-                f.key, trk.STAGED, a.batch_id, counts=f.counts(), dates=f.dates, etag=f.etag
+                f.key,
+                TrackerStatus.STAGED,
+                a.batch_id,
+                counts=f.counts(),
+                dates=f.dates,
+                etag=f.etag,
             )
         self._metrics(files)
         for f in files:

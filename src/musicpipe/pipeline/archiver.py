@@ -64,14 +64,8 @@ from musicpipe.aws.s3 import (
     same_object,
 )
 from musicpipe.contract.layout import ARCHIVE_PREFIX, STREAMS_PREFIX
-from musicpipe.pipeline.tracker import COMPLETED, Tracker, now_iso
-
-ARCHIVED = "archived"
-SKIPPED_CHANGED = "skipped_changed"
-ALREADY_ARCHIVED = "already_archived"
-MISSING = "missing"
-NOT_COMPLETED = "not_completed"
-FAILED = "failed"
+from musicpipe.contract.status import ArchiveOutcome, TrackerStatus
+from musicpipe.pipeline.tracker import Tracker, now_iso
 
 MAX_COPY_OBJECT_BYTES = 5 * 1024**3  # larger objects need a multipart copy
 ALREADY_COUNTED = "unchanged re-upload of a COMPLETED file (same key and ETag): already counted"
@@ -80,7 +74,7 @@ ALREADY_COUNTED = "unchanged re-upload of a COMPLETED file (same key and ETag): 
 @dataclass
 class ArchiveResult:
     file_key: str
-    status: str
+    status: ArchiveOutcome
     archived_key: str | None = None
     etag: str | None = None
     detail: str = ""
@@ -162,9 +156,12 @@ def _copy(s3, bucket: str, key: str, dest: str, source: dict) -> None:
 def _archive_one(s3, tracker: Tracker, bucket: str, item: dict) -> ArchiveResult:
     file_key = item["file_key"]
     etag = plain_etag(item.get("etag")) or ""
-    result = ArchiveResult(file_key=file_key, status=MISSING, etag=etag or None)
+    result = ArchiveResult(file_key=file_key, status=ArchiveOutcome.MISSING, etag=etag or None)
     if not file_key.startswith(STREAMS_PREFIX):
-        result.status, result.detail = FAILED, f"not a stream file (outside {STREAMS_PREFIX})"
+        result.status, result.detail = (
+            ArchiveOutcome.FAILED,
+            f"not a stream file (outside {STREAMS_PREFIX})",
+        )
         return result
 
     source = head_or_none(s3, bucket, file_key, ChecksumMode="ENABLED")
@@ -172,12 +169,12 @@ def _archive_one(s3, tracker: Tracker, bucket: str, item: dict) -> ArchiveResult
         known = item.get("archived_key")
         # archived_key is only recorded after the copy was verified.
         if known and head_or_none(s3, bucket, known) is not None:
-            result.status, result.archived_key = ALREADY_ARCHIVED, known
+            result.status, result.archived_key = ArchiveOutcome.ALREADY_ARCHIVED, known
             return result
         result.detail = "original gone and no archived copy recorded on the tracker"
         return result
     if plain_etag(source["ETag"]) != etag:
-        result.status = SKIPPED_CHANGED
+        result.status = ArchiveOutcome.SKIPPED_CHANGED
         result.detail = f"object etag {plain_etag(source['ETag'])} != tracker etag {etag}: new data"
         return result
 
@@ -205,17 +202,20 @@ def _archive_one(s3, tracker: Tracker, bucket: str, item: dict) -> ArchiveResult
         _record_archive(tracker, file_key, dest)
         s3.delete_object(Bucket=bucket, Key=file_key, IfMatch=source["ETag"])
     except CopyVerificationError as exc:
-        result.status, result.detail = FAILED, f"copy not verified, original kept: {exc}"
+        result.status, result.detail = (
+            ArchiveOutcome.FAILED,
+            f"copy not verified, original kept: {exc}",
+        )
         return result
     except ClientError as exc:
         if is_precondition_failed(exc):
             # Re-uploaded between the HEAD and the copy or the delete: the new version stays.
-            result.status = SKIPPED_CHANGED
+            result.status = ArchiveOutcome.SKIPPED_CHANGED
             result.detail = "object changed while archiving; the new version stays in streams/"
             return result
-        result.status, result.detail = FAILED, f"{error_code(exc)}: {exc}"
+        result.status, result.detail = ArchiveOutcome.FAILED, f"{error_code(exc)}: {exc}"
         return result
-    result.status = ARCHIVED
+    result.status = ArchiveOutcome.ARCHIVED
     return result
 
 
@@ -230,7 +230,7 @@ def _record_archive(tracker: Tracker, file_key: str, archived_key: str) -> None:
             ExpressionAttributeValues={
                 ":key": archived_key,
                 ":now": now_iso(),
-                ":completed": COMPLETED,
+                ":completed": TrackerStatus.COMPLETED,
             },
         )
     except ClientError as exc:
@@ -250,16 +250,18 @@ def archive_completed_files(
     if keys is not None:
         keys = list(dict.fromkeys(keys))  # each file once, in the given order
     if keys is None:
-        items = sorted(tracker.items(status=COMPLETED), key=lambda i: i["file_key"])
+        items = sorted(tracker.items(status=TrackerStatus.COMPLETED), key=lambda i: i["file_key"])
     else:
         items = []
         results_for_missing: list[ArchiveResult] = []
         for key in keys:
             item = tracker.get(key)
-            if item is None or item.get("status") != COMPLETED:
+            if item is None or item.get("status") != TrackerStatus.COMPLETED:
                 status = item.get("status") if item else "no tracker item"
                 results_for_missing.append(
-                    ArchiveResult(key, NOT_COMPLETED, detail=f"tracker status: {status}")
+                    ArchiveResult(
+                        key, ArchiveOutcome.NOT_COMPLETED, detail=f"tracker status: {status}"
+                    )
                 )
             else:
                 items.append(item)
@@ -282,7 +284,10 @@ def already_counted_keys(s3, tracker: Tracker, raw_bucket: str) -> list[str]:
                 continue
             item = tracker.get(obj["Key"]) or {}
             current = plain_etag(obj["ETag"])
-            if item.get("status") == COMPLETED and plain_etag(item.get("etag")) == current:
+            if (
+                item.get("status") == TrackerStatus.COMPLETED
+                and plain_etag(item.get("etag")) == current
+            ):
                 keys.append(obj["Key"])
     return sorted(keys)
 

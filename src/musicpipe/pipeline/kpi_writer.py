@@ -68,7 +68,8 @@ from botocore.exceptions import ClientError
 
 from musicpipe.aws.s3 import CONDITIONAL_CHECK_FAILED, error_code, read_or_none, same_etag
 from musicpipe.contract.layout import staging_prefix
-from musicpipe.pipeline.tracker import COMPLETED, STAGED, Tracker
+from musicpipe.contract.status import TrackerStatus
+from musicpipe.pipeline.tracker import Tracker
 
 GSI_NAME = "gsi1"
 
@@ -365,14 +366,14 @@ def write_staged_kpis(
         owned = (
             current is not None
             and current.get("batch_id") == batch_id
-            and current.get("status") in (STAGED, COMPLETED)
+            and current.get("status") in (TrackerStatus.STAGED, TrackerStatus.COMPLETED)
             and (not entry.get("etag") or same_etag(current.get("etag"), entry["etag"]))
         )
         if not owned:
             skipped.append(file_key)
             continue
         try:
-            tracker.set_status(file_key, COMPLETED, batch_id)
+            tracker.set_status(file_key, TrackerStatus.COMPLETED, batch_id)
         except ClientError as exc:
             if error_code(exc) != CONDITIONAL_CHECK_FAILED:
                 raise

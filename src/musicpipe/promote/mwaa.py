@@ -1,11 +1,11 @@
 """What promotion puts in an MWAA environment's source bucket (pure: file lists and contents).
 
 MWAA runs what its source bucket holds: the DAGs folder (``DagS3Path``), ``requirements.txt``
-and a startup script. The DAG imports ``musicpipe.dag`` and ``musicpipe.pipeline`` (and
-they ``musicpipe.contract`` and ``musicpipe.aws.s3``), so those go into the DAGs folder beside the DAG file (MWAA puts that folder on ``sys.path``), with an
-``.airflowignore`` that keeps Airflow from parsing them as DAG files. The DAG's Variable is
-exported by the startup script, which Airflow reads without touching its database, as on the
-local stacks.
+and a startup script. The DAG imports ``musicpipe.dag`` and ``musicpipe.pipeline`` (which
+import ``musicpipe.contract`` and ``musicpipe.aws.s3``), so those go into the DAGs folder
+beside the DAG file (MWAA puts that folder on ``sys.path``), with an ``.airflowignore`` that
+keeps Airflow from parsing them as DAG files. The DAG's Variable is exported by the startup
+script, which Airflow reads without touching its database, as on the local stacks.
 """
 
 from __future__ import annotations
