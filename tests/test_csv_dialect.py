@@ -10,6 +10,7 @@ import pytest
 
 from musicpipe import oracle
 from musicpipe.contract import validation
+from musicpipe.contract.reading import MAX_READABLE_FIELD_CHARS
 from musicpipe.contract.rules import FIELD_TOO_LARGE, MAX_FIELD_CHARS, REASONS
 from musicpipe.contract.status import ValidationStatus
 
@@ -120,7 +121,7 @@ def test_giant_cells_count_toward_the_threshold(reference_ids):
 
 def test_a_cell_past_the_readable_size_fails_the_file():
     # An unclosed quote swallows the rest of the file: the file fails, it is not held in memory.
-    body = b'user_id,track_id,listen_time\n1,"t' + b"x" * (validation.MAX_READABLE_FIELD_CHARS + 10)
+    body = b'user_id,track_id,listen_time\n1,"t' + b"x" * (MAX_READABLE_FIELD_CHARS + 10)
     result = validation.validate_stream_file(body, "s", {"t"}, {"1"})
     assert result.status == ValidationStatus.FAILED
     assert "a quote left open" in result.error

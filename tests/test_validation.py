@@ -10,9 +10,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from musicpipe.contract.rules import REASONS
-from musicpipe.contract.status import ValidationStatus
-from musicpipe.contract.validation import (
+from musicpipe.contract.report import (
     NO_STREAM_FILES,
     REFERENCE_FAILED,
     FileResult,
@@ -20,6 +18,10 @@ from musicpipe.contract.validation import (
     failed_file,
     not_validated,
     summary_line,
+)
+from musicpipe.contract.rules import REASONS
+from musicpipe.contract.status import ValidationStatus
+from musicpipe.contract.validation import (
     threshold_fraction,
     validate_reference_file,
     validate_stream_file,

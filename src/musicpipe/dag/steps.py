@@ -15,8 +15,8 @@ from botocore.exceptions import ClientError
 
 from musicpipe.aws.s3 import error_code
 from musicpipe.contract.columns import STREAMS
+from musicpipe.contract.report import NO_STREAM_FILES
 from musicpipe.contract.status import ArchiveOutcome, ValidationStatus
-from musicpipe.contract.validation import NO_STREAM_FILES
 from musicpipe.pipeline.archiver import archive_already_counted, archive_completed_files
 from musicpipe.pipeline.kpi_writer import write_staged_kpis
 from musicpipe.pipeline.metrics import end_to_end_latency_seconds, put_pipeline_metrics

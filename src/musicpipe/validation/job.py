@@ -27,13 +27,15 @@ from musicpipe.aws.s3 import NOT_FOUND_CODES, error_code, plain_etag
 from musicpipe.contract.columns import SONGS, STREAMS, USERS
 from musicpipe.contract.keys import key_problem, refused_key_message
 from musicpipe.contract.layout import SONGS_KEY, STREAMS_PREFIX, USERS_KEY, report_key
-from musicpipe.contract.status import TrackerStatus, ValidationStatus
-from musicpipe.contract.validation import (
+from musicpipe.contract.report import (
     FileResult,
     build_report,
     failed_file,
     not_validated,
     summary_line,
+)
+from musicpipe.contract.status import TrackerStatus, ValidationStatus
+from musicpipe.contract.validation import (
     threshold_fraction,
     validate_reference_file,
     validate_stream_file,
