@@ -82,6 +82,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests airflow bench
 	$(BIN)/ruff format --check src tests airflow bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 	$(if $(ACTIONLINT),$(ACTIONLINT) .github/workflows/*.yml)
 
 bench: $(STAMP)

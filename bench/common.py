@@ -11,6 +11,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from musicpipe.glue.model import ACTIVE_STATES, JobRunState
 from musicpipe.manifest import load_manifest
 from musicpipe.stack.embedded import EmbeddedStack
 from musicpipe.stack.preflight import free_ports
@@ -59,9 +60,9 @@ def timed_run(glue, job: str, arguments: dict[str, str] | None = None, poll: flo
     run_id = glue.start_job_run(JobName=job, Arguments=arguments or {})["JobRunId"]
     while True:
         run = glue.get_job_run(JobName=job, RunId=run_id)["JobRun"]
-        if run["JobRunState"] not in ("STARTING", "RUNNING", "STOPPING"):
+        if run["JobRunState"] not in ACTIVE_STATES:
             break
         time.sleep(poll)
-    if run["JobRunState"] != "SUCCEEDED":
+    if run["JobRunState"] != JobRunState.SUCCEEDED:
         raise SystemExit(f"{job} {run['JobRunState']}: {run.get('ErrorMessage')}")
     return time.perf_counter() - started

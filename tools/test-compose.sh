@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `make test-compose`: the Compose stack started for real and held to the oracle, from nothing
-# on a Linux machine (tests/test_compose_live.py).
+# on a Linux machine (tests/stack/test_compose_live.py).
 #   1. An engine: the Docker engine (or DOCKER_HOST) that answers; where none does, Podman's
 #      Docker API started by tools/podman-engine.sh (Podman, runc, the docker CLI installed with
 #      apt-get where missing and we are root; Compose v2 from tools/compose-lint-env.sh), with
@@ -45,5 +45,5 @@ fi
 export MUSICPIPE_COMPOSE_AWS=${MUSICPIPE_COMPOSE_AWS:-moto}
 export MUSICPIPE_COMPOSE_LIVE=required
 t0=$SECONDS
-"$py" -m pytest tests/test_compose_live.py -s -rs -p no:cacheprovider ${PYTEST_ARGS:-}
+"$py" -m pytest tests/stack/test_compose_live.py -s -rs -p no:cacheprovider ${PYTEST_ARGS:-}
 echo "test-compose: live test $((SECONDS - t0)) s; all $((SECONDS - started)) s"

@@ -1,27 +1,70 @@
-"""Glue's job semantics, as plain data and functions (no I/O).
+"""Glue's job semantics: the rules as plain functions, and the backend that applies them.
 
 What AWS Glue does with a job definition and a run request, as far as the pipeline, the Amazon
 provider's GlueJobOperator and the promotion script rely on it: validation with Glue's error
-codes, argument merging, the arguments Glue adds, run states, concurrency and timeouts.
+codes, argument merging, the arguments Glue adds, run states, concurrency and timeouts, what
+CreateJob, UpdateJob and BatchStopJobRun decide, pagination. The functions do no I/O;
+:class:`GlueBackend` (as in moto's ``models.py``) applies them to a store and a runner it is
+given, one method per operation, so ``server.py`` only parses and serialises.
 """
 
 from __future__ import annotations
 
 import copy
+import enum
 import secrets
 import time
+from collections.abc import Iterable
+from typing import Any, Protocol
+
+from musicpipe.glue.errors import (
+    ConcurrentRunsExceeded,
+    EntityNotFound,
+    IdempotentParameterMismatch,
+    InvalidInput,
+)
 
 GLUEETL = "glueetl"
 PYTHONSHELL = "pythonshell"
 COMMANDS = (GLUEETL, PYTHONSHELL, "gluestreaming", "glueray")
 RUNNABLE = (GLUEETL, PYTHONSHELL)
 
-STARTING, RUNNING, STOPPING = "STARTING", "RUNNING", "STOPPING"
-SUCCEEDED, FAILED, TIMEOUT, STOPPED, ERROR = "SUCCEEDED", "FAILED", "TIMEOUT", "STOPPED", "ERROR"
-ACTIVE_STATES = (STARTING, RUNNING, STOPPING)
-TERMINAL_STATES = (SUCCEEDED, FAILED, TIMEOUT, STOPPED, ERROR)
+
+class JobRunState(enum.StrEnum):
+    """A job run's JobRunState, as botocore's Glue model lists them.
+
+    Members are ``str``: they compare equal to the plain strings read back from the store and
+    serialise to their value (``json.dumps(JobRunState.FAILED) == '"FAILED"'``).
+    """
+
+    STARTING = "STARTING"
+    RUNNING = "RUNNING"
+    STOPPING = "STOPPING"
+    STOPPED = "STOPPED"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    TIMEOUT = "TIMEOUT"
+    ERROR = "ERROR"
+    WAITING = "WAITING"  # never entered here: runs start at once or are refused
+    EXPIRED = "EXPIRED"  # never entered here
+
+
+# The states this emulator moves a run through; a run in a terminal state never changes again.
+ACTIVE_STATES = frozenset({JobRunState.STARTING, JobRunState.RUNNING, JobRunState.STOPPING})
+TERMINAL_STATES = frozenset(
+    {
+        JobRunState.SUCCEEDED,
+        JobRunState.FAILED,
+        JobRunState.TIMEOUT,
+        JobRunState.STOPPED,
+        JobRunState.ERROR,
+    }
+)
 
 DEFAULT_TIMEOUT_MINUTES = 2880  # Glue's default for new jobs (48 h)
+MAX_PAGE = 200  # the largest MaxResults the list operations accept
+# Members of a stored job that Glue sets itself, not part of the definition a caller sends.
+JOB_TIMESTAMPS = ("CreatedOn", "LastModifiedOn")
 
 # CreateJob members this emulator stores and echoes back; anything else is rejected, as
 # botocore's own validation would reject it before it reached AWS.
@@ -52,37 +95,6 @@ JOB_MEMBERS = {
     "SourceControlDetails",
     "MaintenanceWindow",
 }
-
-
-class GlueError(Exception):
-    """An error Glue answers with: its code (the __type) and message."""
-
-    code = "InternalServiceException"
-    status = 500
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-
-class EntityNotFound(GlueError):
-    code, status = "EntityNotFoundException", 400
-
-
-class AlreadyExists(GlueError):
-    code, status = "AlreadyExistsException", 400
-
-
-class InvalidInput(GlueError):
-    code, status = "InvalidInputException", 400
-
-
-class ConcurrentRunsExceeded(GlueError):
-    code, status = "ConcurrentRunsExceededException", 400
-
-
-class IdempotentParameterMismatch(GlueError):
-    code, status = "IdempotentParameterMismatchException", 400
 
 
 def now() -> float:
@@ -195,7 +207,7 @@ def new_run(job: dict, request: dict, active_runs: int, temp_dir: str) -> dict:
         "JobMode": job.get("JobMode", "SCRIPT"),
         "StartedOn": started,
         "LastModifiedOn": started,
-        "JobRunState": STARTING,
+        "JobRunState": JobRunState.STARTING,
         "Arguments": dict(request.get("Arguments") or {}),
         "PredecessorRuns": [],
         "AllocatedCapacity": 0,
@@ -222,7 +234,7 @@ def public_run(run: dict) -> dict:
     return {k: v for k, v in run.items() if not k.startswith("_")}
 
 
-def finish(run: dict, state: str, error: str | None = None) -> None:
+def finish(run: dict, state: JobRunState, error: str | None = None) -> None:
     completed = now()
     run["JobRunState"] = state
     run["CompletedOn"] = completed
@@ -250,3 +262,188 @@ def error_message(stderr_tail: str) -> str:
     noise = (" INFO ", " WARN ", " DEBUG ", "INFO:", "WARNING:")
     meaningful = [line for line in lines if not any(n in line for n in noise)]
     return "\n".join((meaningful or lines)[-3:]).strip()
+
+
+# -- the rules of the operations ---------------------------------------------------------------
+def require_job_name(name: str | None) -> str:
+    if not name:
+        raise InvalidInput("JobName should not be null or empty.")
+    return name
+
+
+def require_job(name: str | None, job: dict | None) -> dict:
+    """The job a request names, or the error Glue answers when there is none."""
+    if job is None:
+        raise EntityNotFound(f"Job with name: {name} not found")
+    return job
+
+
+def is_new_job(job: dict, existing: dict | None) -> bool:
+    """CreateJob's idempotency: whether ``job`` (validated) is to be stored.
+
+    False for a job of that name with the same definition (CreateJob answers as if it created
+    it); a different definition is IdempotentParameterMismatchException.
+    """
+    if existing is None:
+        return True
+    same = {k: v for k, v in existing.items() if k not in JOB_TIMESTAMPS}
+    if same != job:
+        raise IdempotentParameterMismatch(
+            f"Job with name {job['Name']} already exists with different parameters."
+        )
+    return False
+
+
+def created_job(job: dict, stamp: float) -> dict:
+    return {**job, "CreatedOn": stamp, "LastModifiedOn": stamp}
+
+
+def require_job_update(update: object) -> dict:
+    if not isinstance(update, dict):
+        raise InvalidInput("JobUpdate should not be null.")
+    return update
+
+
+def updated_job(current: dict, update: dict, stamp: float) -> dict:
+    """UpdateJob replaces the definition: members left out go back to their defaults."""
+    job = validate_job(update, name=current["Name"])
+    return {**job, "CreatedOn": current["CreatedOn"], "LastModifiedOn": stamp}
+
+
+def require_runnable(job: dict) -> None:
+    """StartJobRun refuses a job whose Command.Name this emulator cannot run."""
+    if job["Command"]["Name"] not in RUNNABLE:
+        raise InvalidInput(
+            f"Command.Name {job['Command']['Name']!r} is not run by this emulator; "
+            f"use one of {RUNNABLE}."
+        )
+
+
+def count_active(runs: Iterable[dict]) -> int:
+    return sum(1 for r in runs if r["JobRunState"] in ACTIVE_STATES)
+
+
+def require_run(job_name: str, run_id: str, run: dict | None) -> dict:
+    if run is None:
+        raise EntityNotFound(f"Job run {run_id} of job {job_name} not found")
+    return run
+
+
+# BatchStopJobRun's ErrorDetail for a run the runner did not know as active.
+RUN_NOT_ACTIVE = {"ErrorCode": InvalidInput.code, "ErrorMessage": "Run not active"}
+
+
+def stop_refusal(run: dict | None) -> dict | None:
+    """BatchStopJobRun's ErrorDetail for a run that cannot be stopped; None: ask the runner."""
+    if run is None:
+        return {"ErrorCode": EntityNotFound.code, "ErrorMessage": "Run not found"}
+    if run["JobRunState"] in TERMINAL_STATES:
+        return {
+            "ErrorCode": InvalidInput.code,
+            "ErrorMessage": f"Job run is already {run['JobRunState']}",
+        }
+    return None
+
+
+def page(items: list, max_results: Any, next_token: Any) -> tuple[list, str | None]:
+    """One page of a list operation and the NextToken of the next (None: this was the last)."""
+    size = int(max_results or 100)
+    if not 1 <= size <= MAX_PAGE:
+        raise InvalidInput(f"MaxResults must be between 1 and {MAX_PAGE}.")
+    start = int(next_token or 0)
+    return items[start : start + size], (str(start + size) if start + size < len(items) else None)
+
+
+# -- the backend -------------------------------------------------------------------------------
+class JobStore(Protocol):
+    """What the backend needs of :class:`musicpipe.glue.store.Store`."""
+
+    lock: Any
+
+    def get_job(self, name: str) -> dict | None: ...
+    def put_job(self, job: dict) -> None: ...
+    def delete_job(self, name: str) -> None: ...
+    def jobs(self) -> list[dict]: ...
+    def get_run(self, job_name: str, run_id: str) -> dict | None: ...
+    def put_run(self, run: dict) -> None: ...
+    def runs(self, job_name: str) -> list[dict]: ...
+
+
+class JobRunner(Protocol):
+    """What the backend needs of :class:`musicpipe.glue.runner.Runner`."""
+
+    def start(self, run: dict) -> None: ...
+    def stop(self, run_id: str) -> bool: ...
+
+
+class GlueBackend:
+    """The Glue job operations over a store and a runner: arguments in, results or GlueError."""
+
+    def __init__(self, store: JobStore, runner: JobRunner, temp_dir: str) -> None:
+        self.store = store
+        self.runner = runner
+        self.temp_dir = temp_dir
+
+    # jobs
+    def get_job(self, name: str | None) -> dict:
+        return require_job(name, self.store.get_job(require_job_name(name)))
+
+    def create_job(self, name: str, definition: dict) -> None:
+        job = validate_job(definition, name=name)
+        with self.store.lock:
+            if is_new_job(job, self.store.get_job(name)):
+                self.store.put_job(created_job(job, now()))
+
+    def update_job(self, name: str, update: object) -> None:
+        update = require_job_update(update)
+        with self.store.lock:
+            self.store.put_job(updated_job(self.get_job(name), update, now()))
+
+    def get_jobs(self, max_results: Any, next_token: Any) -> tuple[list[dict], str | None]:
+        return page(self.store.jobs(), max_results, next_token)
+
+    def list_jobs(self, max_results: Any, next_token: Any) -> tuple[list[str], str | None]:
+        return page([j["Name"] for j in self.store.jobs()], max_results, next_token)
+
+    def delete_job(self, name: str) -> None:
+        # Glue answers the same whether or not the job existed.
+        self.store.delete_job(require_job_name(name))
+
+    # runs
+    def start_job_run(self, job_name: str | None, request: dict) -> str:
+        """Start a run of the job; ``request`` holds StartJobRun's members. The run's id."""
+        with self.store.lock:
+            job = self.get_job(job_name)
+            require_runnable(job)
+            active = count_active(self.store.runs(job["Name"]))
+            run = new_run(job, request, active, self.temp_dir)
+            self.store.put_run(run)
+        self.runner.start(run)
+        return run["Id"]
+
+    def get_job_run(self, job_name: str | None, run_id: str) -> dict:
+        job = self.get_job(job_name)
+        return public_run(require_run(job["Name"], run_id, self.store.get_run(job["Name"], run_id)))
+
+    def get_job_runs(
+        self, job_name: str | None, max_results: Any, next_token: Any
+    ) -> tuple[list[dict], str | None]:
+        job = self.get_job(job_name)
+        runs = [public_run(r) for r in self.store.runs(job["Name"])]
+        return page(runs, max_results, next_token)
+
+    def batch_stop_job_run(
+        self, job_name: str | None, run_ids: list[str]
+    ) -> tuple[list[dict], list[dict]]:
+        """The runs asked to stop, and the per-run errors (BatchStopJobRun never fails whole)."""
+        job = self.get_job(job_name)
+        stopped, refused = [], []
+        for run_id in run_ids:
+            detail = stop_refusal(self.store.get_run(job["Name"], run_id))
+            if detail is None:
+                if self.runner.stop(run_id):
+                    stopped.append({"JobName": job["Name"], "JobRunId": run_id})
+                    continue
+                detail = dict(RUN_NOT_ACTIVE)
+            refused.append({"JobName": job["Name"], "JobRunId": run_id, "ErrorDetail": detail})
+        return stopped, refused

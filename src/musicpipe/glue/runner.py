@@ -24,6 +24,7 @@ from botocore.exceptions import ClientError
 
 from musicpipe.aws.local import DUMMY_ACCESS_KEY, DUMMY_SECRET_KEY, LocalAws, local_environment
 from musicpipe.glue import model, spark, warm_spark
+from musicpipe.glue.model import JobRunState
 from musicpipe.glue.store import Store
 from musicpipe.processes import create_time, same_process
 
@@ -141,7 +142,7 @@ class Runner:
                     self._kill_group(pgid, signal.SIGKILL)
                 model.finish(
                     run,
-                    model.FAILED,
+                    JobRunState.FAILED,
                     "The Glue emulator restarted while this run was in progress.",
                 )
                 self.store.put_run(run)
@@ -174,26 +175,26 @@ class Runner:
         if handle is None:
             return False
         handle.stop_requested = True
-        self._update(handle, model.STOPPING)
+        self._update(handle, JobRunState.STOPPING)
         if handle.process is not None:
             threading.Thread(target=self._terminate, args=(handle.process,), daemon=True).start()
         return True
 
     # -- the run itself -------------------------------------------------------------------
-    def _update(self, handle: ActiveRun, state: str, **fields) -> dict:
+    def _update(self, handle: ActiveRun, state: JobRunState, **fields) -> dict:
         with self.store.lock:
             run = self.store.get_run(handle.job_name, handle.run_id)
             assert run is not None  # stored before start() made the handle
             if run["JobRunState"] in model.TERMINAL_STATES:
                 return run
-            if not (run["JobRunState"] == model.STOPPING and state == model.RUNNING):
+            if not (run["JobRunState"] == JobRunState.STOPPING and state == JobRunState.RUNNING):
                 run["JobRunState"] = state
             run["LastModifiedOn"] = model.now()
             run.update(fields)
             self.store.put_run(run)
             return run
 
-    def _finish(self, handle: ActiveRun, state: str, error: str | None = None) -> None:
+    def _finish(self, handle: ActiveRun, state: JobRunState, error: str | None = None) -> None:
         with self.store.lock:
             run = self.store.get_run(handle.job_name, handle.run_id)
             assert run is not None  # stored before start() made the handle
@@ -211,10 +212,10 @@ class Runner:
             state, error = self._run_process(run, handle, workdir, out, err)
         except (FetchError, spark.SparkSetupError) as exc:
             err.write(str(exc))
-            state, error = model.FAILED, str(exc)
+            state, error = JobRunState.FAILED, str(exc)
         except Exception as exc:  # an emulator bug must still end the run honestly
             err.write(f"[musicpipe] emulator error: {exc!r}")
-            state, error = model.FAILED, f"Glue emulator error: {exc!r}"
+            state, error = JobRunState.FAILED, f"Glue emulator error: {exc!r}"
         finally:
             out.close()
             err.close()
@@ -224,7 +225,7 @@ class Runner:
 
     def _run_process(
         self, run: dict, handle: ActiveRun, workdir: Path, out: LogShipper, err: LogShipper
-    ) -> tuple[str, str | None]:
+    ) -> tuple[JobRunState, str | None]:
         args = run["_resolved"]
         script = self._fetch(run["_script"], workdir / "script")
         libs = [
@@ -233,7 +234,7 @@ class Runner:
             if url.strip()
         ]
         if handle.stop_requested:
-            return model.STOPPED, None
+            return JobRunState.STOPPED, None
         env = local_environment(
             dict(os.environ),
             self.settings.aws_endpoint,
@@ -242,7 +243,10 @@ class Runner:
         )
         env["PYTHONUNBUFFERED"] = "1"
         if run["_command"] not in model.RUNNABLE:
-            return model.FAILED, f"Command.Name {run['_command']!r} is not run by this emulator."
+            return (
+                JobRunState.FAILED,
+                f"Command.Name {run['_command']!r} is not run by this emulator.",
+            )
         # Glue puts --extra-py-files (.py, .zip, .egg, .whl) on sys.path before the script runs.
         paths = [str(p.parent if p.suffix == ".py" else p) for p in libs]
         env["PYTHONPATH"] = os.pathsep.join([*paths, env.get("PYTHONPATH", "")]).strip(os.pathsep)
@@ -267,14 +271,14 @@ class Runner:
                 env["PYSPARK_SUBMIT_ARGS"] = spark.submit_args(
                     job_name=run["JobName"], jars=jars, py_files=libs, conf=conf, log4j=log4j
                 )
-        state: str = model.FAILED
+        state = JobRunState.FAILED
         try:
             state, error = self._spawn_and_wait(run, handle, workdir, env, script, out, err)
             return state, error
         finally:
             if driver is not None and self.warm is not None:
                 # Only a clean success leaves the JVM fit for the next run.
-                self.warm.give_back(driver, reusable=state == model.SUCCEEDED)
+                self.warm.give_back(driver, reusable=state == JobRunState.SUCCEEDED)
 
     def _spawn_and_wait(
         self,
@@ -285,7 +289,7 @@ class Runner:
         script: Path,
         out: LogShipper,
         err: LogShipper,
-    ) -> tuple[str, str | None]:
+    ) -> tuple[JobRunState, str | None]:
         cmd = [sys.executable, str(script), *model.script_argv(run["_resolved"])]
 
         process = subprocess.Popen(
@@ -300,7 +304,9 @@ class Runner:
             errors="replace",
         )
         handle.process = process
-        self._update(handle, model.RUNNING, _pgid=process.pid, _pstart=create_time(process.pid))
+        self._update(
+            handle, JobRunState.RUNNING, _pgid=process.pid, _pstart=create_time(process.pid)
+        )
         if handle.stop_requested:  # a stop that came while we were starting
             threading.Thread(target=self._terminate, args=(process,), daemon=True).start()
         pumps = [
@@ -322,15 +328,15 @@ class Runner:
         for pump in pumps:
             pump.join(timeout=10)
         if timed_out:
-            return model.TIMEOUT, (
+            return JobRunState.TIMEOUT, (
                 f"Job run timed out: it exceeded its timeout of {run['Timeout']} minutes."
             )
         if handle.stop_requested:
-            return model.STOPPED, None
+            return JobRunState.STOPPED, None
         if process.returncode == 0:
-            return model.SUCCEEDED, None
+            return JobRunState.SUCCEEDED, None
         message = model.error_message("\n".join(handle.stderr_tail))
-        return model.FAILED, message or f"Script exited with code {process.returncode}."
+        return JobRunState.FAILED, message or f"Script exited with code {process.returncode}."
 
     @staticmethod
     def _pump(stream, shipper: LogShipper, tail) -> None:

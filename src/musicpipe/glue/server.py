@@ -1,9 +1,11 @@
 """The Glue job API over the AWS JSON 1.1 protocol, on a loopback port.
 
 Requests are ``POST /`` with ``X-Amz-Target: AWSGlue.<Operation>`` and a JSON body; answers
-are JSON, errors ``{"__type": <code>, "message": …}`` with HTTP 400, which botocore turns into
-the ``ClientError`` and modelled exception classes it would raise against AWS. Timestamps are
-epoch seconds, as in every JSON protocol AWS service.
+are JSON, errors ``{"__type": <code>, "message": …}`` with the error's HTTP status (400 for
+every Glue error in :mod:`musicpipe.glue.errors`), which botocore turns into the
+``ClientError`` and modelled exception classes it would raise against AWS. Timestamps are
+epoch seconds, as in every JSON protocol AWS service. This module is the wire only: the
+operations' rules are in :mod:`musicpipe.glue.model`.
 
 Run as ``python -m musicpipe.glue.server --port 4567 --state-dir … --aws-endpoint …``.
 """
@@ -21,155 +23,82 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from musicpipe.aws.local import require_loopback
-from musicpipe.glue import model
+from musicpipe.glue import errors, model
 from musicpipe.glue.runner import Runner, RunnerSettings
 from musicpipe.glue.store import Store
 from musicpipe.manifest import load_manifest
 
-MAX_PAGE = 200
+
+def _paged(member: str, result: tuple[list, str | None]) -> dict:
+    items, token = result
+    return {member: items, **({"NextToken": token} if token else {})}
 
 
 class GlueService:
-    """The operations: request dict in, response dict out, model.GlueError for Glue errors."""
+    """The wire side of each operation: request dict in, response dict out.
 
-    def __init__(self, store: Store, runner: Runner, temp_dir: str) -> None:
-        self.store = store
-        self.runner = runner
-        self.temp_dir = temp_dir
+    Each ``op_<Operation>`` takes the members it needs from the request, calls the
+    :class:`model.GlueBackend` and shapes its result as Glue's response; the backend decides
+    every outcome and raises :class:`errors.GlueError` for Glue's errors.
+    """
+
+    def __init__(self, backend: model.GlueBackend) -> None:
+        self.backend = backend
 
     def dispatch(self, operation: str, request: dict) -> dict:
         handler = getattr(self, "op_" + operation, None)
         if handler is None:
-            raise UnknownOperation(f"Operation {operation} is not served by the Glue emulator.")
+            raise errors.UnknownOperation(
+                f"Operation {operation} is not served by the Glue emulator."
+            )
         return handler(request)
-
-    # -- helpers --------------------------------------------------------------------------
-    def _job(self, name: str | None) -> dict:
-        if not name:
-            raise model.InvalidInput("JobName should not be null or empty.")
-        job = self.store.get_job(name)
-        if job is None:
-            raise model.EntityNotFound(f"Job with name: {name} not found")
-        return job
-
-    @staticmethod
-    def _page(items: list, request: dict) -> tuple[list, str | None]:
-        size = int(request.get("MaxResults") or 100)
-        if not 1 <= size <= MAX_PAGE:
-            raise model.InvalidInput(f"MaxResults must be between 1 and {MAX_PAGE}.")
-        start = int(request.get("NextToken") or 0)
-        page = items[start : start + size]
-        return page, (str(start + size) if start + size < len(items) else None)
-
-    def _active_runs(self, job_name: str) -> int:
-        return sum(1 for r in self.store.runs(job_name) if r["JobRunState"] in model.ACTIVE_STATES)
 
     # -- jobs -----------------------------------------------------------------------------
     def op_CreateJob(self, request: dict) -> dict:
         name = request.get("Name", "")
-        job = model.validate_job({k: v for k, v in request.items() if k != "Name"}, name=name)
-        with self.store.lock:
-            existing = self.store.get_job(name)
-            if existing is not None:
-                same = {
-                    k: v for k, v in existing.items() if k not in ("CreatedOn", "LastModifiedOn")
-                }
-                if same != job:
-                    raise model.IdempotentParameterMismatch(
-                        f"Job with name {name} already exists with different parameters."
-                    )
-                return {"Name": name}
-            stamp = model.now()
-            self.store.put_job({**job, "CreatedOn": stamp, "LastModifiedOn": stamp})
+        self.backend.create_job(name, {k: v for k, v in request.items() if k != "Name"})
         return {"Name": name}
 
     def op_UpdateJob(self, request: dict) -> dict:
         name = request.get("JobName", "")
-        update = request.get("JobUpdate")
-        if not isinstance(update, dict):
-            raise model.InvalidInput("JobUpdate should not be null.")
-        with self.store.lock:
-            current = self._job(name)
-            # UpdateJob replaces the definition: members left out go back to their defaults.
-            job = model.validate_job(update, name=name)
-            self.store.put_job(
-                {**job, "CreatedOn": current["CreatedOn"], "LastModifiedOn": model.now()}
-            )
+        self.backend.update_job(name, request.get("JobUpdate"))
         return {"JobName": name}
 
     def op_GetJob(self, request: dict) -> dict:
-        return {"Job": self._job(request.get("JobName"))}
+        return {"Job": self.backend.get_job(request.get("JobName"))}
 
     def op_GetJobs(self, request: dict) -> dict:
-        page, token = self._page(self.store.jobs(), request)
-        return {"Jobs": page, **({"NextToken": token} if token else {})}
+        result = self.backend.get_jobs(request.get("MaxResults"), request.get("NextToken"))
+        return _paged("Jobs", result)
 
     def op_ListJobs(self, request: dict) -> dict:
-        page, token = self._page([j["Name"] for j in self.store.jobs()], request)
-        return {"JobNames": page, **({"NextToken": token} if token else {})}
+        result = self.backend.list_jobs(request.get("MaxResults"), request.get("NextToken"))
+        return _paged("JobNames", result)
 
     def op_DeleteJob(self, request: dict) -> dict:
         name = request.get("JobName", "")
-        if not name:
-            raise model.InvalidInput("JobName should not be null or empty.")
-        self.store.delete_job(name)  # Glue answers the same whether or not the job existed
+        self.backend.delete_job(name)
         return {"JobName": name}
 
     # -- runs -----------------------------------------------------------------------------
     def op_StartJobRun(self, request: dict) -> dict:
-        with self.store.lock:
-            job = self._job(request.get("JobName"))
-            if job["Command"]["Name"] not in model.RUNNABLE:
-                raise model.InvalidInput(
-                    f"Command.Name {job['Command']['Name']!r} is not run by this emulator; "
-                    f"use one of {model.RUNNABLE}."
-                )
-            run = model.new_run(job, request, self._active_runs(job["Name"]), self.temp_dir)
-            self.store.put_run(run)
-        self.runner.start(run)
-        return {"JobRunId": run["Id"]}
+        return {"JobRunId": self.backend.start_job_run(request.get("JobName"), request)}
 
     def op_GetJobRun(self, request: dict) -> dict:
-        job = self._job(request.get("JobName"))
-        run_id = request.get("RunId", "")
-        run = self.store.get_run(job["Name"], run_id)
-        if run is None:
-            raise model.EntityNotFound(f"Job run {run_id} of job {job['Name']} not found")
-        return {"JobRun": model.public_run(run)}
+        run = self.backend.get_job_run(request.get("JobName"), request.get("RunId", ""))
+        return {"JobRun": run}
 
     def op_GetJobRuns(self, request: dict) -> dict:
-        job = self._job(request.get("JobName"))
-        runs = [model.public_run(r) for r in self.store.runs(job["Name"])]
-        page, token = self._page(runs, request)
-        return {"JobRuns": page, **({"NextToken": token} if token else {})}
+        result = self.backend.get_job_runs(
+            request.get("JobName"), request.get("MaxResults"), request.get("NextToken")
+        )
+        return _paged("JobRuns", result)
 
     def op_BatchStopJobRun(self, request: dict) -> dict:
-        job = self._job(request.get("JobName"))
-        ok, errors = [], []
-        for run_id in request.get("JobRunIds") or []:
-            run = self.store.get_run(job["Name"], run_id)
-            if run is None:
-                detail = {"ErrorCode": "EntityNotFoundException", "ErrorMessage": "Run not found"}
-            elif run["JobRunState"] in model.TERMINAL_STATES:
-                detail = {
-                    "ErrorCode": "InvalidInputException",
-                    "ErrorMessage": f"Job run is already {run['JobRunState']}",
-                }
-            elif self.runner.stop(run_id):
-                ok.append({"JobName": job["Name"], "JobRunId": run_id})
-                continue
-            else:
-                detail = {"ErrorCode": "InvalidInputException", "ErrorMessage": "Run not active"}
-            errors.append({"JobName": job["Name"], "JobRunId": run_id, "ErrorDetail": detail})
-        return {"SuccessfulSubmissions": ok, "Errors": errors}
-
-
-class UnknownOperation(model.GlueError):
-    code, status = "UnknownOperationException", 400
-
-
-class SerializationError(model.GlueError):
-    code, status = "SerializationException", 400
+        stopped, refused = self.backend.batch_stop_job_run(
+            request.get("JobName"), request.get("JobRunIds") or []
+        )
+        return {"SuccessfulSubmissions": stopped, "Errors": refused}
 
 
 def make_handler(service: GlueService):
@@ -193,7 +122,7 @@ def make_handler(service: GlueService):
             if self.path.rstrip("/") in ("", "/health"):
                 self._send(200, {"service": "glue", "status": "ok"})
             else:
-                self._send(404, {"__type": "UnknownOperationException", "message": self.path})
+                self._send(404, {"__type": errors.UnknownOperation.code, "message": self.path})
 
         def do_POST(self) -> None:
             target = self.headers.get("X-Amz-Target", "")
@@ -202,13 +131,13 @@ def make_handler(service: GlueService):
             try:
                 service_name, _, operation = target.partition(".")
                 if service_name != "AWSGlue" or not operation:
-                    raise UnknownOperation(f"Unknown X-Amz-Target {target!r}")
+                    raise errors.UnknownOperation(f"Unknown X-Amz-Target {target!r}")
                 try:
                     request = json.loads(raw or b"{}")
                 except ValueError as exc:
-                    raise SerializationError(f"Request body is not JSON: {exc}") from None
+                    raise errors.SerializationError(f"Request body is not JSON: {exc}") from None
                 self._send(200, service.dispatch(operation, request))
-            except model.GlueError as exc:
+            except errors.GlueError as exc:
                 self._send(exc.status, {"__type": exc.code, "message": exc.message})
             except Exception as exc:  # never leave botocore with a dropped connection
                 self._send(500, {"__type": "InternalServiceException", "message": repr(exc)})
@@ -245,7 +174,9 @@ def serve(
         ),
     )
     runner.recover()
-    httpd = ThreadingHTTPServer((host, port), make_handler(GlueService(store, runner, temp_dir)))
+    httpd = ThreadingHTTPServer(
+        (host, port), make_handler(GlueService(model.GlueBackend(store, runner, temp_dir)))
+    )
     httpd.daemon_threads = True
 
     def stop(signum, frame):  # SIGTERM from `musicpipe down`: stop runs, then the server

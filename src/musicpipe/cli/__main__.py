@@ -1,0 +1,5 @@
+"""`python -m musicpipe.cli ...`: the same as the `musicpipe` command."""
+
+from musicpipe.cli.app import app
+
+app()

@@ -1,0 +1,44 @@
+"""The one typer app: every command of the command modules is registered here, by name.
+
+The commands stay top-level (`musicpipe up`, `musicpipe drop`, ...): each module holds plain
+functions and this module registers them, in the order `musicpipe --help` lists them. Only
+`promote` is a group of its own (`musicpipe promote plan|apply|policy`), as it always was.
+"""
+
+from __future__ import annotations
+
+import os
+
+import typer
+
+from musicpipe.cli import data, jobs, promote, runs, stack
+from musicpipe.processes import PRIVATE_UMASK
+
+app = typer.Typer(
+    help="Local-first AWS mirror for the music-streaming pipeline.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def _private_state() -> None:
+    # What the CLI writes (the state folder, snapshots, PID and log files) is the user's
+    # alone; the services it starts get the same umask (processes.py).
+    os.umask(PRIVATE_UMASK)
+
+
+for command in (
+    stack.up,
+    stack.down,
+    stack.status,
+    stack.env,
+    data.drop,
+    runs.wait,
+    data.kpis,
+    jobs.logs,
+    stack.manifest,
+    data.generate,
+):
+    app.command()(command)
+app.add_typer(promote.promote_app, name="promote")
