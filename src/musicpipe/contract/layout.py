@@ -20,8 +20,8 @@ Quarantine bucket (``quarantine_bucket``)::
     quarantine/rows/<batch_id>/<file stem>.csv      the rows the ETL rejected
 
 Every module that names one of these (the manifest, the jobs, the DAG's steps) imports it from
-here; ``tests/test_layout.py`` fails on a second definition. Python 3.9-compatible and
-stdlib-only: both Glue jobs and the DAG import it.
+here; ``tests/contract/test_layout.py`` fails on a second definition. Python 3.9-compatible
+and stdlib-only: both Glue jobs and the DAG import it.
 """
 
 from __future__ import annotations

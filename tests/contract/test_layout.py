@@ -25,7 +25,7 @@ from musicpipe.contract.layout import (
     staging_prefix,
 )
 
-from .conftest import REPO
+from ..conftest import REPO
 
 LAYOUT_FILE = REPO / "src" / "musicpipe" / "contract" / "layout.py"
 SCANNED = (REPO / "src", REPO / "spark_jobs", REPO / "airflow" / "dags")
