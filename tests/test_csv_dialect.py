@@ -9,7 +9,9 @@ from collections import Counter
 import pytest
 
 from musicpipe.contract import validation
+from musicpipe.contract.reading import MAX_READABLE_FIELD_CHARS
 from musicpipe.contract.rules import FIELD_TOO_LARGE, MAX_FIELD_CHARS, REASONS
+from musicpipe.contract.status import ValidationStatus
 
 from . import oracle
 from .conftest import SAMPLES, local_spark
@@ -56,7 +58,7 @@ def _spark_rows(spark, path):
 def _validation_counts(path, reference_ids):
     tracks, users = reference_ids
     result = validation.validate_stream_file(path.read_bytes(), path.name, tracks, users, 1.0)
-    assert result.status == validation.PASSED, result.error
+    assert result.status == ValidationStatus.PASSED, result.error
     return result.rows_read, {r: n for r, n in result.rows_rejected.items() if n}
 
 
@@ -100,7 +102,7 @@ def test_a_giant_cell_rejects_its_row_alone(reference_ids, tmp_path):
         lines.append(f"{users[i]},{tracks[i]},2026-11-01 10:00:{i % 60:02d},{note}")
     path.write_text("\n".join(lines) + "\n")
     result = validation.validate_stream_file(path.read_bytes(), "s", *reference_ids)
-    assert result.status == validation.PASSED, result.error
+    assert result.status == ValidationStatus.PASSED, result.error
     assert result.rows_read == 100
     assert result.rows_rejected == {**dict.fromkeys(REASONS, 0), FIELD_TOO_LARGE: 1}
 
@@ -112,16 +114,16 @@ def test_giant_cells_count_toward_the_threshold(reference_ids):
     rows += [f"{users[i]},{tracks[i]},2026-11-01 10:00:00,{big}" for i in range(1, 3)]
     body = ("user_id,track_id,listen_time,note\n" + "\n".join(rows) + "\n").encode()
     result = validation.validate_stream_file(body, "s", *reference_ids, threshold=0.5)
-    assert result.status == validation.FAILED
+    assert result.status == ValidationStatus.FAILED
     assert result.rows_rejected[FIELD_TOO_LARGE] == 2
     assert "field_too_large 2" in result.error
 
 
 def test_a_cell_past_the_readable_size_fails_the_file():
     # An unclosed quote swallows the rest of the file: the file fails, it is not held in memory.
-    body = b'user_id,track_id,listen_time\n1,"t' + b"x" * (validation.MAX_READABLE_FIELD_CHARS + 10)
+    body = b'user_id,track_id,listen_time\n1,"t' + b"x" * (MAX_READABLE_FIELD_CHARS + 10)
     result = validation.validate_stream_file(body, "s", {"t"}, {"1"})
-    assert result.status == validation.FAILED
+    assert result.status == ValidationStatus.FAILED
     assert "a quote left open" in result.error
 
 
@@ -132,7 +134,7 @@ def test_a_reference_file_with_a_giant_cell_fails_and_names_the_row():
         + b",c\n"
     )
     result, ids = validation.validate_reference_file(body, "songs", "songs/songs.csv")
-    assert result.status == validation.FAILED
+    assert result.status == ValidationStatus.FAILED
     assert "data row 2" in result.error and f"{MAX_FIELD_CHARS:,}" in result.error
     assert ids == set()
 
@@ -154,6 +156,6 @@ def test_mixed_line_endings_fail_the_file_naming_the_line(reference_ids, tmp_pat
     # loses records): the validation job refuses the mix rather than let the readers differ.
     for path in write_mixed_endings(tmp_path):
         result = validation.validate_stream_file(path.read_bytes(), path.name, *reference_ids)
-        assert result.status == validation.FAILED, path.name
+        assert result.status == ValidationStatus.FAILED, path.name
         # Data row 2 ends on line 5 (each record holds a quoted line break).
         assert "mixed line endings: line 5 ends with" in result.error, result.error

@@ -35,7 +35,7 @@ from airflow.providers.common.messaging.triggers.msg_queue import MessageQueueTr
 from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.sdk import DAG, Asset, AssetWatcher, Variable, task
 
-from musicpipe.dag.config import VARIABLE, batch_id_for, load_dag_config
+from musicpipe.dag.config import STREAM_FILES_PATTERN, VARIABLE, batch_id_for, load_dag_config
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +95,7 @@ with DAG(
     wait_for_streams_files = S3KeySensor(
         task_id="wait_for_streams_files",
         bucket_name=cfg.raw_bucket,
-        bucket_key="streams/*.csv",
+        bucket_key=STREAM_FILES_PATTERN,
         wildcard_match=True,
         aws_conn_id=cfg.aws_conn_id,
         deferrable=True,

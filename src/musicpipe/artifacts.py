@@ -19,7 +19,7 @@ from musicpipe.manifest import GlueJobSpec, Manifest, load_manifest
 PACKAGE_ROOT = Path(__file__).resolve().parent
 REPO_ROOT = PACKAGE_ROOT.parents[1]
 # What the jobs import; the CLI, the stack and the emulator stay out of the zip.
-JOB_SUBPACKAGES = ("contract", "pipeline", "etl")
+JOB_SUBPACKAGES = ("contract", "pipeline", "etl", "aws", "validation")
 
 
 def package_files(

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from botocore.exceptions import ClientError
 
 from musicpipe.aws.local import LOCAL_ACCOUNT_ID, LocalAws
+from musicpipe.aws.s3 import error_code
 from musicpipe.manifest import Manifest, TableSpec, load_manifest
 
 CREATED, UPDATED, UNCHANGED, MISSING, DRIFTED = (
@@ -37,10 +38,6 @@ class Change:
     name: str
     action: str  # created | updated | unchanged | missing (plan) | drifted (plan)
     detail: str = ""
-
-
-def _error_code(exc: ClientError) -> str:
-    return exc.response.get("Error", {}).get("Code", "")
 
 
 class Bootstrapper:
@@ -78,7 +75,7 @@ class Bootstrapper:
                 self._note("s3 bucket", bucket, UNCHANGED, role)
                 continue
             except ClientError as exc:
-                if _error_code(exc) not in ("404", "NoSuchBucket", "NotFound"):
+                if error_code(exc) not in ("404", "NoSuchBucket", "NotFound"):
                     raise
             if self.apply:
                 kwargs: dict = {"Bucket": bucket}
@@ -94,7 +91,7 @@ class Bootstrapper:
             try:
                 current = ddb.describe_table(TableName=spec.name)["Table"]
             except ClientError as exc:
-                if _error_code(exc) != "ResourceNotFoundException":
+                if error_code(exc) != "ResourceNotFoundException":
                     raise
                 if self.apply:
                     ddb.create_table(**table_definition(spec))
@@ -122,7 +119,7 @@ class Bootstrapper:
             url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
             created = False
         except ClientError as exc:
-            if _error_code(exc) not in (
+            if error_code(exc) not in (
                 "AWS.SimpleQueueService.NonExistentQueue",
                 "QueueDoesNotExist",
             ):
@@ -152,7 +149,7 @@ class Bootstrapper:
         try:
             config = s3.get_bucket_notification_configuration(Bucket=spec.bucket)
         except ClientError as exc:
-            if _error_code(exc) in ("NoSuchBucket", "404") and not self.apply:
+            if error_code(exc) in ("NoSuchBucket", "404") and not self.apply:
                 self._note("s3 notification", spec.config_id, CREATED, label)
                 return
             raise

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from musicpipe.contract.columns import KINDS, SONGS, STREAMS, USERS, detect_kind
-from musicpipe.manifest import SONGS_KEY, STREAMS_PREFIX, USERS_KEY
+from musicpipe.contract.layout import SONGS_KEY, STREAMS_PREFIX, USERS_KEY
 
 HEADER_BYTES = 1 << 16  # a header longer than 64 KiB is not a header we can use
 

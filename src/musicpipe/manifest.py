@@ -16,6 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+# The S3 layout's home is musicpipe.contract.layout; SONGS_KEY and USERS_KEY are re-exported.
+from musicpipe.contract.layout import SONGS_KEY as SONGS_KEY
+from musicpipe.contract.layout import STREAMS_PREFIX
+from musicpipe.contract.layout import USERS_KEY as USERS_KEY
+
 CONFIG_ENV = "MUSICPIPE_CONFIG"
 CONFIG_FILE = "musicpipe.toml"
 ENV_PREFIX = "MUSICPIPE_"
@@ -45,10 +50,6 @@ DEFAULT_SETTINGS: dict[str, float | int] = {
     "default_listen_duration_seconds": 180,
     "glue_timeout_minutes": 60,
 }
-
-STREAMS_PREFIX = "streams/"
-SONGS_KEY = "songs/songs.csv"
-USERS_KEY = "users/users.csv"
 
 GLUE_LOG_GROUPS = (
     "/aws-glue/jobs/output",

@@ -10,18 +10,18 @@ from datetime import UTC, datetime
 
 import pytest
 
-from musicpipe.contract.rules import REASONS
-from musicpipe.contract.validation import (
-    FAILED,
+from musicpipe.contract.report import (
     NO_STREAM_FILES,
-    NOT_VALIDATED,
-    PASSED,
     REFERENCE_FAILED,
     FileResult,
     build_report,
     failed_file,
     not_validated,
     summary_line,
+)
+from musicpipe.contract.rules import REASONS
+from musicpipe.contract.status import ValidationStatus
+from musicpipe.contract.validation import (
     threshold_fraction,
     validate_reference_file,
     validate_stream_file,
@@ -47,7 +47,7 @@ def reference_ids() -> tuple[set[str], set[str]]:
     users, user_ids = validate_reference_file(
         (SAMPLES / "users.csv").open("rb"), "users", "users/users.csv"
     )
-    assert songs.status == users.status == PASSED
+    assert songs.status == users.status == ValidationStatus.PASSED
     return tracks, user_ids
 
 
@@ -73,7 +73,7 @@ def test_reference_samples_give_every_id(reference_ids):
 @pytest.mark.parametrize("name", ["streams1.csv", "streams2.csv", "streams3.csv"])
 def test_good_stream_samples_pass_whole(name, reference_ids):
     result = check(SAMPLES / "streams" / name, reference_ids)
-    assert result.status == PASSED and result.error is None
+    assert result.status == ValidationStatus.PASSED and result.error is None
     assert result.rows_read == 1500
     assert result.rows_rejected == zeros()
     assert result.missing_columns == []
@@ -109,7 +109,7 @@ def test_unknown_ids_counts_match_an_independent_count(reference_ids):
     # ... and what data_samples/bad/README.md promises.
     assert expected == zeros(missing_key=6, unknown_track=24, unknown_user=20)
     assert result.rows_read == 200
-    assert result.status == PASSED  # 25 % <= 50 %
+    assert result.status == ValidationStatus.PASSED  # 25 % <= 50 %
 
 
 def test_bad_timestamps_fail_on_the_threshold(reference_ids):
@@ -118,10 +118,10 @@ def test_bad_timestamps_fail_on_the_threshold(reference_ids):
     assert result.rows_read == 200
     assert result.rows_rejected == zeros(bad_listen_time=140)
     assert independent_counts(path, *reference_ids) == zeros(bad_listen_time=140)
-    assert result.status == FAILED
+    assert result.status == ValidationStatus.FAILED
     assert result.error.startswith("140 of 200 rows rejected (70.0 %), more than the threshold")
     # The same file passes when the threshold allows 70 %.
-    assert check(path, reference_ids, threshold=0.7).status == PASSED
+    assert check(path, reference_ids, threshold=0.7).status == ValidationStatus.PASSED
 
 
 @pytest.mark.parametrize(
@@ -135,7 +135,7 @@ def test_bad_timestamps_fail_on_the_threshold(reference_ids):
 )
 def test_file_level_failures_of_the_bad_samples(name, error, missing, rows, reference_ids):
     result = check(SAMPLES / "bad" / name, reference_ids)
-    assert result.status == FAILED
+    assert result.status == ValidationStatus.FAILED
     assert result.error.startswith(error), result.error
     assert result.missing_columns == missing
     assert result.rows_read == rows
@@ -145,16 +145,16 @@ def test_file_level_failures_of_the_bad_samples(name, error, missing, rows, refe
 def test_every_sample_file_has_an_expected_verdict(reference_ids):
     """No sample is left untested: a new one needs a line here."""
     expected = {
-        "bad/bad_timestamps.csv": FAILED,
-        "bad/empty.csv": FAILED,
-        "bad/header_only.csv": FAILED,
-        "bad/latin1.csv": FAILED,
-        "bad/missing_column.csv": FAILED,
-        "bad/unknown_ids.csv": PASSED,
-        "edge/bom_crlf_iso.csv": PASSED,
-        "streams/streams1.csv": PASSED,
-        "streams/streams2.csv": PASSED,
-        "streams/streams3.csv": PASSED,
+        "bad/bad_timestamps.csv": ValidationStatus.FAILED,
+        "bad/empty.csv": ValidationStatus.FAILED,
+        "bad/header_only.csv": ValidationStatus.FAILED,
+        "bad/latin1.csv": ValidationStatus.FAILED,
+        "bad/missing_column.csv": ValidationStatus.FAILED,
+        "bad/unknown_ids.csv": ValidationStatus.PASSED,
+        "edge/bom_crlf_iso.csv": ValidationStatus.PASSED,
+        "streams/streams1.csv": ValidationStatus.PASSED,
+        "streams/streams2.csv": ValidationStatus.PASSED,
+        "streams/streams3.csv": ValidationStatus.PASSED,
     }
     found = {
         p.relative_to(SAMPLES).as_posix(): check(p, reference_ids).status
@@ -168,7 +168,11 @@ def test_bom_crlf_iso_edge_file_is_accepted_whole(reference_ids):
     data = (SAMPLES / "edge" / "bom_crlf_iso.csv").read_bytes()
     assert data.startswith(b"\xef\xbb\xbf") and b"\r\n" in data
     result = check(SAMPLES / "edge" / "bom_crlf_iso.csv", reference_ids)
-    assert (result.status, result.rows_read, result.rows_rejected) == (PASSED, 12, zeros())
+    assert (result.status, result.rows_read, result.rows_rejected) == (
+        ValidationStatus.PASSED,
+        12,
+        zeros(),
+    )
 
 
 # -- the threshold ---------------------------------------------------------------------
@@ -177,15 +181,20 @@ def test_bom_crlf_iso_edge_file_is_accepted_whole(reference_ids):
 @pytest.mark.parametrize(
     "good, bad, threshold, status",
     [
-        (5, 5, 0.5, PASSED),  # exactly 50 %: not more than the threshold
-        (4, 6, 0.5, FAILED),
-        (100, 100, 0.5, PASSED),
-        (99, 101, 0.5, FAILED),  # 50.5 %
-        (7, 3, 0.3, PASSED),  # 0.3 as a float is not exactly 3/10: compared exactly anyway
-        (6, 4, 0.3, FAILED),
-        (1, 0, 0.0, PASSED),
-        (9, 1, 0.0, FAILED),
-        (0, 10, 1.0, PASSED),
+        (5, 5, 0.5, ValidationStatus.PASSED),  # exactly 50 %: not more than the threshold
+        (4, 6, 0.5, ValidationStatus.FAILED),
+        (100, 100, 0.5, ValidationStatus.PASSED),
+        (99, 101, 0.5, ValidationStatus.FAILED),  # 50.5 %
+        (
+            7,
+            3,
+            0.3,
+            ValidationStatus.PASSED,
+        ),  # 0.3 as a float is not exactly 3/10: compared exactly anyway
+        (6, 4, 0.3, ValidationStatus.FAILED),
+        (1, 0, 0.0, ValidationStatus.PASSED),
+        (9, 1, 0.0, ValidationStatus.FAILED),
+        (0, 10, 1.0, ValidationStatus.PASSED),
     ],
 )
 def test_threshold_boundary(good, bad, threshold, status):
@@ -218,7 +227,7 @@ def test_bom_crlf_and_quoted_header_in_any_order():
         "2026-11-01 10:00:00,t2,3,unknown user\r\n"
     ).encode()
     result = validate_stream_file(data, "k", TRACKS, USERS)
-    assert result.status == PASSED, result.error
+    assert result.status == ValidationStatus.PASSED, result.error
     assert result.rows_read == 3  # the quoted line break does not start a row
     assert result.rows_rejected == zeros(unknown_user=1)
 
@@ -226,7 +235,7 @@ def test_bom_crlf_and_quoted_header_in_any_order():
 def test_missing_column_is_named_even_when_only_the_last_one_is_wrong():
     data = b"user_id,track_id,client,listen_timestamp\n1,t1,web,2026-11-01 10:00:00\n"
     result = validate_stream_file(data, "k", TRACKS, USERS)
-    assert result.status == FAILED
+    assert result.status == ValidationStatus.FAILED
     assert result.missing_columns == ["listen_time"]
     assert "listen_time" in result.error and "'listen_timestamp'" in result.error
     assert result.rows_read == 1
@@ -245,7 +254,7 @@ def test_missing_column_is_named_even_when_only_the_last_one_is_wrong():
 )
 def test_empty_and_header_only(data, error):
     result = validate_stream_file(data, "k", TRACKS, USERS)
-    assert (result.status, result.error, result.rows_read) == (FAILED, error, 0)
+    assert (result.status, result.error, result.rows_read) == (ValidationStatus.FAILED, error, 0)
 
 
 def test_decode_error_names_line_and_offset_across_chunk_boundaries():
@@ -259,7 +268,7 @@ def test_decode_error_names_line_and_offset_across_chunk_boundaries():
 
     for source in (data, io.BytesIO(data), in_small_chunks()):
         result = validate_stream_file(source, "k", TRACKS, USERS)
-        assert result.status == FAILED
+        assert result.status == ValidationStatus.FAILED
         assert f"byte 0xE9 at byte offset {offset} (line 1000," in result.error, result.error
         assert result.rows_read == 0
 
@@ -268,7 +277,7 @@ def test_multibyte_characters_split_across_chunks_decode():
     data = HEADER.replace(b"\n", b",client\n") + "1,t1,2026-11-01 10:00:00,Café Müller ♫\n".encode()
     chunks = (data[i : i + 1] for i in range(len(data)))  # one byte at a time
     result = validate_stream_file(chunks, "k", TRACKS, USERS)
-    assert (result.status, result.rows_read) == (PASSED, 1)
+    assert (result.status, result.rows_read) == (ValidationStatus.PASSED, 1)
 
 
 def test_reading_stops_at_the_first_undecodable_line():
@@ -278,7 +287,7 @@ def test_reading_stops_at_the_first_undecodable_line():
         yield HEADER + b"1,t1,\xff\n"
         raise AssertionError("read past the undecodable line")
 
-    assert validate_stream_file(source(), "k", TRACKS, USERS).status == FAILED
+    assert validate_stream_file(source(), "k", TRACKS, USERS).status == ValidationStatus.FAILED
 
 
 def test_nul_bytes_and_utf16_fail():
@@ -290,7 +299,7 @@ def test_nul_bytes_and_utf16_fail():
 def test_bare_cr_is_not_readable_csv():
     data = HEADER.replace(b"\n", b"\r") + GOOD_ROW.replace(b"\n", b"\r")
     result = validate_stream_file(data, "k", TRACKS, USERS)
-    assert result.status == FAILED and "bare CR" in result.error
+    assert result.status == ValidationStatus.FAILED and "bare CR" in result.error
 
 
 def test_short_rows_blank_lines_and_first_rule_wins():
@@ -320,7 +329,7 @@ def test_text_is_refused():
 def test_reference_file_ids_are_trimmed_and_blanks_ignored():
     data = b'user_name,USER_ID,user_age,user_country\nA, 7 ,20,X\nB,,30,Y\nC,8,40,"Korea, Rep"\n'
     result, ids = validate_reference_file(data, "users", "users/users.csv", etag="e1")
-    assert (result.status, result.rows_read, result.etag) == (PASSED, 3, "e1")
+    assert (result.status, result.rows_read, result.etag) == (ValidationStatus.PASSED, 3, "e1")
     assert ids == {"7", "8"}
 
 
@@ -338,7 +347,7 @@ def test_reference_file_ids_are_trimmed_and_blanks_ignored():
 )
 def test_reference_file_failures(kind, data, error):
     result, ids = validate_reference_file(data, kind, f"{kind}/{kind}.csv")
-    assert result.status == FAILED and result.error.startswith(error)
+    assert result.status == ValidationStatus.FAILED and result.error.startswith(error)
     assert ids == set()
 
 
@@ -350,9 +359,11 @@ def test_reference_kind_is_checked():
 # -- the report ------------------------------------------------------------------------
 
 
-def refs(songs: str = PASSED, users: str = PASSED) -> list[FileResult]:
+def refs(
+    songs: str = ValidationStatus.PASSED, users: str = ValidationStatus.PASSED
+) -> list[FileResult]:
     def one(kind, status):
-        error = None if status == PASSED else "missing required column(s): artists"
+        error = None if status == ValidationStatus.PASSED else "missing required column(s): artists"
         return FileResult(key=f"{kind}/{kind}.csv", kind=kind, status=status, error=error)
 
     return [one("songs", songs), one("users", users)]
@@ -364,14 +375,18 @@ def stream(key: str, status: str) -> FileResult:
 
 def test_report_shape_and_overall_passed():
     at = datetime(2026, 11, 2, 3, 4, 5, 678000, tzinfo=UTC)
-    bad = stream("streams/b.csv", FAILED)
+    bad = stream("streams/b.csv", ValidationStatus.FAILED)
     bad.rows_rejected = zeros(bad_listen_time=7)
     report = build_report(
-        "b1", refs(), [bad, stream("streams/a.csv", PASSED)], threshold=0.5, generated_at=at
+        "b1",
+        refs(),
+        [bad, stream("streams/a.csv", ValidationStatus.PASSED)],
+        threshold=0.5,
+        generated_at=at,
     )
     assert json.loads(json.dumps(report)) == report
     assert report["batch_id"] == "b1"
-    assert report["overall_status"] == PASSED and report["error"] is None
+    assert report["overall_status"] == ValidationStatus.PASSED and report["error"] is None
     assert report["generated_at"] == "2026-11-02T03:04:05.678000Z"
     assert report["threshold"] == 0.5
     assert [f["key"] for f in report["files"]] == [
@@ -384,7 +399,7 @@ def test_report_shape_and_overall_passed():
         "key": "streams/b.csv",
         "etag": "abc",
         "kind": "streams",
-        "status": FAILED,
+        "status": ValidationStatus.FAILED,
         "missing_columns": [],
         "rows_read": 10,
         "rows_rejected": zeros(bad_listen_time=7),
@@ -399,22 +414,26 @@ def test_report_shape_and_overall_passed():
     "references, streams, error",
     [
         (refs(), [], NO_STREAM_FILES),
-        (refs(), [stream("streams/a.csv", FAILED)], "no stream file passed validation (1 failed)"),
         (
-            refs(users=FAILED),
+            refs(),
+            [stream("streams/a.csv", ValidationStatus.FAILED)],
+            "no stream file passed validation (1 failed)",
+        ),
+        (
+            refs(users=ValidationStatus.FAILED),
             [not_validated("streams/a.csv")],
             "reference files failed: users/users.csv: missing required column(s): artists",
         ),
         (
             refs()[:1],
-            [stream("streams/a.csv", PASSED)],
+            [stream("streams/a.csv", ValidationStatus.PASSED)],
             "reference files failed: users reference file was not checked",
         ),
     ],
 )
 def test_report_overall_failed(references, streams, error):
     report = build_report("b1", references, streams)
-    assert report["overall_status"] == FAILED
+    assert report["overall_status"] == ValidationStatus.FAILED
     assert report["error"] == error
 
 
@@ -422,10 +441,10 @@ def test_reference_failure_reports_streams_not_validated():
     songs = failed_file("songs/songs.csv", "songs", "s3://rds.data/songs/songs.csv does not exist")
     users, _ = validate_reference_file((SAMPLES / "users.csv").read_bytes(), "users", "u")
     report = build_report("b1", [songs, users], [not_validated("streams/a.csv", etag="e")])
-    assert report["overall_status"] == FAILED
+    assert report["overall_status"] == ValidationStatus.FAILED
     assert "songs/songs.csv does not exist" in report["error"]
     entry = report["files"][-1]
-    assert entry["status"] == NOT_VALIDATED and entry["error"] == REFERENCE_FAILED
+    assert entry["status"] == ValidationStatus.NOT_VALIDATED and entry["error"] == REFERENCE_FAILED
     assert entry["rows_read"] == 0 and entry["rows_rejected"] == zeros()
     assert report["summary"]["stream_files_not_validated"] == 1
 

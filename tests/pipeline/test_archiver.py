@@ -8,17 +8,10 @@ from datetime import UTC, datetime
 import pytest
 
 from musicpipe.bootstrap import bootstrap
+from musicpipe.contract.status import ArchiveOutcome, TrackerStatus
 from musicpipe.manifest import load_manifest
-from musicpipe.pipeline.archiver import (
-    ALREADY_ARCHIVED,
-    ARCHIVED,
-    MISSING,
-    NOT_COMPLETED,
-    SKIPPED_CHANGED,
-    archive_completed_files,
-    archive_key_for,
-)
-from musicpipe.pipeline.tracker import COMPLETED, STAGED, Tracker
+from musicpipe.pipeline.archiver import archive_completed_files, archive_key_for
+from musicpipe.pipeline.tracker import Tracker
 
 RAW, TRACKER = "rds.data", "kpi.table_file_tracker"
 CSV = b"user_id,track_id,listen_time\nu1,t1,2024-06-01 10:00:00\n"
@@ -35,7 +28,9 @@ def upload(s3, key: str, body: bytes = CSV) -> str:
     return s3.put_object(Bucket=RAW, Key=key, Body=body)["ETag"]
 
 
-def track(ddb, key: str, etag: str, status: str = COMPLETED, batch: str = "b1") -> None:
+def track(
+    ddb, key: str, etag: str, status: str = TrackerStatus.COMPLETED, batch: str = "b1"
+) -> None:
     tracker = Tracker(ddb, TRACKER)
     assert tracker.claim(key, etag, batch) is not None
     tracker.set_status(key, status, batch)
@@ -73,12 +68,12 @@ def test_completed_file_is_copied_verified_and_removed(env):
 
     [result] = archive_completed_files(s3, ddb, RAW, TRACKER)
 
-    assert (result.status, result.archived_key) == (ARCHIVED, dest)
+    assert (result.status, result.archived_key) == (ArchiveOutcome.ARCHIVED, dest)
     assert s3.get_object(Bucket=RAW, Key=dest)["Body"].read() == CSV
     assert s3.head_object(Bucket=RAW, Key=dest)["ETag"] == etag
     assert not exists(s3, "streams/streams1.csv")
     item = Tracker(ddb, TRACKER).get("streams/streams1.csv")
-    assert item["status"] == COMPLETED and item["archived_key"] == dest
+    assert item["status"] == TrackerStatus.COMPLETED and item["archived_key"] == dest
 
 
 def test_rerun_is_a_noop(env):
@@ -87,7 +82,7 @@ def test_rerun_is_a_noop(env):
     archive_completed_files(s3, ddb, RAW, TRACKER)
     before = archive_keys(s3)
     [again] = archive_completed_files(s3, ddb, RAW, TRACKER)
-    assert again.status == ALREADY_ARCHIVED and again.archived_key == before[0]
+    assert again.status == ArchiveOutcome.ALREADY_ARCHIVED and again.archived_key == before[0]
     assert archive_keys(s3) == before
 
 
@@ -100,27 +95,32 @@ def test_reuploaded_file_is_new_data_and_stays(env):
 
     [result] = archive_completed_files(s3, ddb, RAW, TRACKER)
 
-    assert result.status == SKIPPED_CHANGED
+    assert result.status == ArchiveOutcome.SKIPPED_CHANGED
     assert s3.head_object(Bucket=RAW, Key="streams/a.csv")["ETag"] == new
     assert archive_keys(s3) == []
 
 
 def test_files_not_completed_are_untouched(env):
     s3, ddb = env
-    track(ddb, "streams/staged.csv", upload(s3, "streams/staged.csv"), status=STAGED)
+    track(ddb, "streams/staged.csv", upload(s3, "streams/staged.csv"), status=TrackerStatus.STAGED)
     Tracker(ddb, TRACKER).claim("streams/busy.csv", upload(s3, "streams/busy.csv"), "b2")
     upload(s3, "streams/untracked.csv")
     track(ddb, "streams/done.csv", upload(s3, "streams/done.csv"))
 
     results = archive_completed_files(s3, ddb, RAW, TRACKER)
-    assert [(r.file_key, r.status) for r in results] == [("streams/done.csv", ARCHIVED)]
+    assert [(r.file_key, r.status) for r in results] == [
+        ("streams/done.csv", ArchiveOutcome.ARCHIVED)
+    ]
     for key in ("streams/staged.csv", "streams/busy.csv", "streams/untracked.csv"):
         assert exists(s3, key)
 
     explicit = archive_completed_files(
         s3, ddb, RAW, TRACKER, keys=["streams/staged.csv", "streams/untracked.csv"]
     )
-    assert [r.status for r in explicit] == [NOT_COMPLETED, NOT_COMPLETED]
+    assert [r.status for r in explicit] == [
+        ArchiveOutcome.NOT_COMPLETED,
+        ArchiveOutcome.NOT_COMPLETED,
+    ]
     assert len(archive_keys(s3)) == 1
 
 
@@ -132,8 +132,8 @@ def test_only_the_given_keys_are_archived(env):
         s3, ddb, RAW, TRACKER, keys=["streams/c.csv", "streams/a.csv", "streams/c.csv"]
     )
     assert [(r.file_key, r.status) for r in results] == [
-        ("streams/c.csv", ARCHIVED),
-        ("streams/a.csv", ARCHIVED),
+        ("streams/c.csv", ArchiveOutcome.ARCHIVED),
+        ("streams/a.csv", ArchiveOutcome.ARCHIVED),
     ]
     assert exists(s3, "streams/b.csv")
 
@@ -142,7 +142,7 @@ def test_completed_file_that_vanished_is_reported_missing(env):
     s3, ddb = env
     track(ddb, "streams/gone.csv", '"0123"')
     [result] = archive_completed_files(s3, ddb, RAW, TRACKER)
-    assert result.status == MISSING and result.archived_key is None
+    assert result.status == ArchiveOutcome.MISSING and result.archived_key is None
 
 
 def test_crash_between_copy_and_delete_is_finished_by_the_next_run(env):
@@ -153,7 +153,7 @@ def test_crash_between_copy_and_delete_is_finished_by_the_next_run(env):
     s3.copy_object(Bucket=RAW, Key=dest, CopySource={"Bucket": RAW, "Key": "streams/a.csv"})
 
     [result] = archive_completed_files(s3, ddb, RAW, TRACKER)
-    assert (result.status, result.archived_key) == (ARCHIVED, dest)
+    assert (result.status, result.archived_key) == (ArchiveOutcome.ARCHIVED, dest)
     assert not exists(s3, "streams/a.csv") and archive_keys(s3) == [dest]
 
 
@@ -167,7 +167,7 @@ def test_same_name_twice_in_one_day_keeps_both_versions(env):
 
     [result] = archive_completed_files(s3, ddb, RAW, TRACKER)
 
-    assert result.status == ARCHIVED
+    assert result.status == ArchiveOutcome.ARCHIVED
     assert result.archived_key.endswith(f"/a.{second.strip(chr(34))}.csv")
     keys = archive_keys(s3)
     assert len(keys) == 2
@@ -196,7 +196,7 @@ def test_multipart_original_keeps_its_etag(env):
 
     [result] = archive_completed_files(s3, ddb, RAW, TRACKER)
 
-    assert result.status == ARCHIVED, result.detail
+    assert result.status == ArchiveOutcome.ARCHIVED, result.detail
     head = s3.head_object(Bucket=RAW, Key=result.archived_key)
     assert (head["ETag"], head["ContentLength"]) == (etag, len(part1) + len(part2))
     assert s3.get_object(Bucket=RAW, Key=result.archived_key)["Body"].read() == part1 + part2
@@ -225,7 +225,7 @@ def test_archive_keys_never_reach_the_arrivals_queue(aws, env):
     assert any("Records" in b for b in arrivals)
 
     [result] = archive_completed_files(s3, ddb, RAW, TRACKER)
-    assert result.status == ARCHIVED
+    assert result.status == ArchiveOutcome.ARCHIVED
     s3.put_object(Bucket=RAW, Key="archive/streams/2024/06/01/extra.csv", Body=CSV)
     assert drain(sqs, url) == []
 
@@ -255,7 +255,7 @@ def test_copy_that_does_not_verify_keeps_the_original_and_drops_the_copy(env):
     assert archive_keys(s3) == []
     assert "archived_key" not in Tracker(ddb, TRACKER).get("streams/a.csv")
     [retry] = archive_completed_files(s3, ddb, RAW, TRACKER)
-    assert retry.status == ARCHIVED
+    assert retry.status == ArchiveOutcome.ARCHIVED
 
 
 def test_unchanged_reupload_of_a_completed_file_is_archived_as_already_counted(env, caplog):
@@ -276,15 +276,15 @@ def test_unchanged_reupload_of_a_completed_file_is_archived_as_already_counted(e
     results = steps.archive(s3, ddb, raw_bucket=RAW, tracker_table=TRACKER, keys=[])
 
     assert {r["file_key"]: r["status"] for r in results} == {
-        "streams/a.csv": ARCHIVED,
-        "streams/b.csv": ARCHIVED,
+        "streams/a.csv": ArchiveOutcome.ARCHIVED,
+        "streams/b.csv": ArchiveOutcome.ARCHIVED,
     }
     assert all("already counted" in r["detail"] for r in results)
     assert not exists(s3, "streams/a.csv") and not exists(s3, "streams/b.csv")
     assert exists(s3, "streams/new.csv")  # new data waits for its run
     assert set(first) <= set(archive_keys(s3))
     item = Tracker(ddb, TRACKER).get("streams/a.csv")
-    assert (item["status"], item["etag"]) == (COMPLETED, etag)
+    assert (item["status"], item["etag"]) == (TrackerStatus.COMPLETED, etag)
 
 
 def test_a_reupload_with_other_bytes_is_not_already_counted(env):
@@ -305,5 +305,5 @@ def test_files_of_the_run_are_archived_once_not_again_as_already_counted(env):
     track(ddb, "streams/a.csv", upload(s3, "streams/a.csv"))
     results = steps.archive(s3, ddb, raw_bucket=RAW, tracker_table=TRACKER, keys=["streams/a.csv"])
     assert [(r["file_key"], r["status"], r["detail"]) for r in results] == [
-        ("streams/a.csv", ARCHIVED, "")
+        ("streams/a.csv", ArchiveOutcome.ARCHIVED, "")
     ]

@@ -10,6 +10,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from musicpipe.bootstrap import bootstrap
+from musicpipe.contract.status import TrackerStatus
 from musicpipe.manifest import load_manifest
 from musicpipe.pipeline.kpi_writer import (
     BASE_DELAY_SECONDS,
@@ -21,7 +22,7 @@ from musicpipe.pipeline.kpi_writer import (
     staging_keys,
     write_staged_kpis,
 )
-from musicpipe.pipeline.tracker import COMPLETED, STAGED, Tracker
+from musicpipe.pipeline.tracker import Tracker
 
 PROCESSED, KPI, TRACKER = "trial.data", "kpi.table", "kpi.table_file_tracker"
 D1, D2, D3 = "2024-06-01", "2024-06-02", "2024-06-03"
@@ -106,7 +107,7 @@ def mark_staged(ddb, batch_id, files):
     tracker = Tracker(ddb, TRACKER)
     for key in files:
         assert tracker.claim(key, f'"etag-{key}"', batch_id) is not None
-        tracker.set_status(key, STAGED, batch_id, dates=[D1])
+        tracker.set_status(key, TrackerStatus.STAGED, batch_id, dates=[D1])
 
 
 def statuses(ddb, files):
@@ -179,7 +180,7 @@ def test_staged_items_land_whole_and_files_complete(env):
     assert (result.items_written, result.items_deleted) == (len(items), 0)
     assert result.dates == [D1, D2]
     assert result.files_completed == files and result.files_skipped == []
-    assert statuses(ddb, files) == {k: COMPLETED for k in files}
+    assert statuses(ddb, files) == {k: TrackerStatus.COMPLETED for k in files}
     table = table_contents(ddb)
     assert set(table) == {(i["pk"], i["sk"]) for i in items}
     pop = table[(f"DATE#{D1}", "GENRE#pop")]
@@ -205,7 +206,7 @@ def test_rerun_gives_the_same_table(env):
     again = run(env, "b1")
     assert table_contents(ddb) == first
     assert again.items_deleted == 0
-    assert statuses(ddb, ["streams/a.csv"]) == {"streams/a.csv": COMPLETED}
+    assert statuses(ddb, ["streams/a.csv"]) == {"streams/a.csv": TrackerStatus.COMPLETED}
 
 
 def test_missing_gsi_keys_are_filled_in(env):
@@ -264,7 +265,7 @@ def test_invalid_staged_line_writes_nothing_and_leaves_files_staged(env, line, m
     with pytest.raises(StagingError, match=message):
         run(env, "b1")
     assert table_contents(ddb) == {}
-    assert statuses(ddb, ["streams/a.csv"]) == {"streams/a.csv": STAGED}
+    assert statuses(ddb, ["streams/a.csv"]) == {"streams/a.csv": TrackerStatus.STAGED}
 
 
 def test_item_count_mismatch_and_missing_manifest_are_refused(env):
@@ -293,11 +294,11 @@ def test_write_failure_midway_leaves_files_staged_and_a_rerun_completes(env):
     with pytest.raises(ClientError, match="ValidationException"):
         run((s3, broken), "b1")
     assert len(table_contents(ddb)) == 25  # the first chunk went in
-    assert statuses(ddb, files) == {"streams/a.csv": STAGED}
+    assert statuses(ddb, files) == {"streams/a.csv": TrackerStatus.STAGED}
 
     result = run(env, "b1")
     assert result.items_written == 65 and len(table_contents(ddb)) == 65
-    assert statuses(ddb, files) == {"streams/a.csv": COMPLETED}
+    assert statuses(ddb, files) == {"streams/a.csv": TrackerStatus.COMPLETED}
 
 
 def test_files_stay_staged_while_items_are_written(env):
@@ -310,8 +311,8 @@ def test_files_stay_staged_while_items_are_written(env):
         ddb, lambda call, requests: [], on_call=lambda: seen.append(statuses(ddb, files))
     )
     run((s3, resource), "b1")
-    assert len(seen) == 2 and all(s == {k: STAGED for k in files} for s in seen)
-    assert statuses(ddb, files) == {k: COMPLETED for k in files}
+    assert len(seen) == 2 and all(s == {k: TrackerStatus.STAGED for k in files} for s in seen)
+    assert statuses(ddb, files) == {k: TrackerStatus.COMPLETED for k in files}
 
 
 def test_unprocessed_items_are_retried_with_exponential_backoff(env):
@@ -331,7 +332,7 @@ def test_unprocessed_items_are_retried_with_exponential_backoff(env):
     assert len(table_contents(ddb)) == 33
     assert resource.calls == [25, 13, 7, 4, 8]  # chunk 1 shrinks, then chunk 2 in one go
     assert sleeps == pytest.approx([0.05, 0.1, 0.2])
-    assert statuses(ddb, ["streams/a.csv"]) == {"streams/a.csv": COMPLETED}
+    assert statuses(ddb, ["streams/a.csv"]) == {"streams/a.csv": TrackerStatus.COMPLETED}
 
 
 def test_backoff_is_full_jitter_within_exponential_bounds(env):
@@ -360,7 +361,7 @@ def test_gives_up_after_max_attempts_and_leaves_files_staged(env):
     assert info.value.unprocessed == 3 and info.value.not_attempted == 7
     assert len(resource.calls) == 10
     assert sleeps == pytest.approx([0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 5.0, 5.0])
-    assert statuses(ddb, ["streams/a.csv"]) == {"streams/a.csv": STAGED}
+    assert statuses(ddb, ["streams/a.csv"]) == {"streams/a.csv": TrackerStatus.STAGED}
 
 
 def test_throttling_that_botocore_gave_up_on_is_retried_then_other_errors_raise(env):
@@ -393,7 +394,10 @@ def test_file_claimed_by_a_newer_batch_is_not_completed(env):
     result = run(env, "b1")
     assert result.files_completed == ["streams/a.csv"]
     assert result.files_skipped == ["streams/b.csv"]
-    assert statuses(ddb, files) == {"streams/a.csv": COMPLETED, "streams/b.csv": "PROCESSING"}
+    assert statuses(ddb, files) == {
+        "streams/a.csv": TrackerStatus.COMPLETED,
+        "streams/b.csv": "PROCESSING",
+    }
 
 
 class CountingResource:

@@ -8,6 +8,8 @@ STREAMS = "streams"
 SONGS = "songs"
 USERS = "users"
 KINDS = (STREAMS, SONGS, USERS)
+# Which id each reference file contributes to the row rules.
+REFERENCE_ID_COLUMN = {SONGS: "track_id", USERS: "user_id"}
 
 REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
     STREAMS: ("user_id", "track_id", "listen_time"),

@@ -20,7 +20,7 @@ Python 3.9-compatible and stdlib-only (the validation job runs in Glue's Python 
 
 from __future__ import annotations
 
-STREAMS_PREFIX = "streams/"
+from musicpipe.contract.layout import STREAMS_PREFIX
 
 # Glob characters of Spark's reader (SparkHadoopUtil.isGlobPath), ':' (a URI scheme in Hadoop's
 # Path) and '%' (decoded in input_file_name()).

@@ -16,9 +16,12 @@ import json
 import re
 from dataclasses import dataclass, fields
 
+from musicpipe.contract.layout import STREAMS_PREFIX, report_key
 from musicpipe.manifest import DEFAULT_NAMES
 
 VARIABLE = "music_streaming_pipeline"
+# What wait_for_streams_files waits for (a wildcard match: nested folders too).
+STREAM_FILES_PATTERN = f"{STREAMS_PREFIX}*.csv"
 
 # Intervals and the connection, with the defaults for AWS; the local stack sets small ones.
 DEFAULT_TUNING: dict[str, object] = {
@@ -58,7 +61,7 @@ class DagConfig:
     glue_poll_seconds: int
 
     def report_key(self, batch_id: str) -> str:
-        return f"validation_reports/{batch_id}/report.json"
+        return report_key(batch_id)
 
 
 # The manifest names the DAG reads (the local stack fills them from the manifest).

@@ -13,9 +13,10 @@ from datetime import UTC, datetime
 
 from botocore.exceptions import ClientError
 
+from musicpipe.aws.s3 import error_code
 from musicpipe.contract.columns import STREAMS
-from musicpipe.contract.validation import FAILED, NO_STREAM_FILES, PASSED
-from musicpipe.pipeline.archiver import FAILED as ARCHIVE_FAILED
+from musicpipe.contract.report import NO_STREAM_FILES
+from musicpipe.contract.status import ArchiveOutcome, ValidationStatus
 from musicpipe.pipeline.archiver import archive_already_counted, archive_completed_files
 from musicpipe.pipeline.kpi_writer import write_staged_kpis
 from musicpipe.pipeline.metrics import end_to_end_latency_seconds, put_pipeline_metrics
@@ -47,13 +48,16 @@ def read_report(s3, bucket: str, key: str) -> dict:
     except ClientError as exc:
         raise ReportError(
             f"no validation report at s3://{bucket}/{key} "
-            f"({exc.response.get('Error', {}).get('Code')}): see the validation job's log"
+            f"({error_code(exc)}): see the validation job's log"
         ) from exc
     try:
         report = json.loads(body)
     except ValueError as exc:
         raise ReportError(f"s3://{bucket}/{key} is not JSON: {exc}") from exc
-    if not isinstance(report, dict) or report.get("overall_status") not in (PASSED, FAILED):
+    if not isinstance(report, dict) or report.get("overall_status") not in (
+        ValidationStatus.PASSED,
+        ValidationStatus.FAILED,
+    ):
         raise ReportError(f"s3://{bucket}/{key} has no overall_status PASSED/FAILED")
     return report
 
@@ -62,9 +66,9 @@ def decide(report: dict, report_uri: str) -> Decision:
     """The branch for a validation report (docs/data-contract.md §6.4): the ETL for the files
     that passed, the skip path when there was nothing to validate, the failure branch otherwise."""
     streams = [f for f in report.get("files", []) if f.get("kind") == STREAMS]
-    passed = [f["key"] for f in streams if f.get("status") == PASSED]
-    quarantined = [f["key"] for f in streams if f.get("status") == FAILED]
-    if report["overall_status"] == PASSED:
+    passed = [f["key"] for f in streams if f.get("status") == ValidationStatus.PASSED]
+    quarantined = [f["key"] for f in streams if f.get("status") == ValidationStatus.FAILED]
+    if report["overall_status"] == ValidationStatus.PASSED:
         note = f"; {len(quarantined)} quarantined" if quarantined else ""
         return Decision(
             ETL_TASK,
@@ -144,11 +148,11 @@ def archive(s3, dynamodb_resource, *, raw_bucket: str, tracker_table: str, keys:
     again). Every file is tried; then ArchiveError names those that failed."""
     results = archive_completed_files(s3, dynamodb_resource, raw_bucket, tracker_table, keys)
     results += archive_already_counted(s3, dynamodb_resource, raw_bucket, tracker_table, skip=keys)
-    failed = [r for r in results if r.status == ARCHIVE_FAILED]
+    failed = [r for r in results if r.status == ArchiveOutcome.FAILED]
     if failed:
         detail = "; ".join(f"{r.file_key}: {r.detail}" for r in failed)
         raise ArchiveError(f"{len(failed)} of {len(results)} file(s) not archived: {detail}")
     return [
-        {"file_key": r.file_key, "status": r.status, "to": r.archived_key, "detail": r.detail}
+        {"file_key": r.file_key, "status": str(r.status), "to": r.archived_key, "detail": r.detail}
         for r in results
     ]

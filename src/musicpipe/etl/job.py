@@ -21,19 +21,26 @@ from functools import reduce
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from musicpipe.aws.s3 import plain_etag
 from musicpipe.contract import kpis as contract_kpis
 from musicpipe.contract.columns import STREAMS, missing_columns
 from musicpipe.contract.keys import key_problem, refused_key_message
+from musicpipe.contract.layout import (
+    KPI_PARQUET_PREFIX,
+    SONGS_KEY,
+    STREAMS_PREFIX,
+    USERS_KEY,
+    rejected_rows_key,
+    staging_prefix,
+)
 from musicpipe.contract.rules import REASONS
+from musicpipe.contract.status import TrackerStatus
 from musicpipe.etl import kpis as spark_kpis
 from musicpipe.etl import transform
 from musicpipe.etl.store import EventStore, read_header, source_name
 from musicpipe.pipeline import tracker as trk
 from musicpipe.pipeline.metrics import put_pipeline_metrics
 
-SONGS_KEY = "songs/songs.csv"
-USERS_KEY = "users/users.csv"
-STREAMS_PREFIX = "streams/"
 # What every checked file has in common: keys, time, enrichment, reason (transform.check_rows).
 CHECKED_COLUMNS = [
     "_user",
@@ -119,7 +126,10 @@ class EtlJob:
         except Exception as exc:
             for f in files:
                 self.tracker.set_status(
-                    f.key, trk.FAILED, self.args.batch_id, error=f"{type(exc).__name__}: {exc}"
+                    f.key,
+                    TrackerStatus.FAILED,
+                    self.args.batch_id,
+                    error=f"{type(exc).__name__}: {exc}",
                 )
             raise
 
@@ -162,7 +172,7 @@ class EtlJob:
             except self.s3.exceptions.ClientError:
                 self.log(f"skip {key}: no longer in s3://{self.args.raw_bucket}")
                 continue
-            etag = head["ETag"].strip('"')
+            etag = plain_etag(head["ETag"])
             if self.tracker.claim(
                 key, etag, self.args.batch_id, self.args.job_run_id, self.run_is_alive
             ):
@@ -257,7 +267,7 @@ class EtlJob:
         stem = f.key.rsplit("/", 1)[-1].rsplit(".", 1)[0]
         self.s3.put_object(
             Bucket=self.args.quarantine_bucket,
-            Key=f"quarantine/rows/{self.args.batch_id}/{stem}.csv",
+            Key=rejected_rows_key(self.args.batch_id, stem),
             Body=buffer.getvalue().encode("utf-8"),
             ContentType="text/csv",
         )
@@ -356,7 +366,7 @@ class EtlJob:
         items = [
             item for d in sorted(days) for item in contract_kpis.day_items(days[d], updated_at)
         ]
-        prefix = f"kpis/staging/{a.batch_id}/"
+        prefix = staging_prefix(a.batch_id)
         body = "".join(contract_kpis.item_to_json(i) + "\n" for i in items)
         self.s3.put_object(
             Bucket=a.processed_bucket, Key=prefix + "items.jsonl", Body=body.encode()
@@ -392,7 +402,7 @@ class EtlJob:
             top_rows.append(
                 {"genres": json.dumps(_plain(day["top_genres"]["genres"])), "listen_date": date}
             )
-        root = f"s3://{self.args.processed_bucket}/kpis"
+        root = f"s3://{self.args.processed_bucket}/{KPI_PARQUET_PREFIX}"
         for name, rows in (
             ("genre_daily", genre_rows),
             ("hourly", hour_rows),
@@ -404,14 +414,19 @@ class EtlJob:
                     .write.mode("overwrite")
                     .option("partitionOverwriteMode", "dynamic")
                     .partitionBy("listen_date")
-                    .parquet(f"{root}/{name}")
+                    .parquet(f"{root}{name}")
                 )
 
     # -- 7.–8. tracker and metrics -----------------------------------------------------------
     def mark_staged(self, files: list[FileResult]) -> None:
         for f in files:
             self.tracker.set_status(
-                f.key, trk.STAGED, self.args.batch_id, counts=f.counts(), dates=f.dates, etag=f.etag
+                f.key,
+                TrackerStatus.STAGED,
+                self.args.batch_id,
+                counts=f.counts(),
+                dates=f.dates,
+                etag=f.etag,
             )
 
     def log_counts(self, files: list[FileResult]) -> None:

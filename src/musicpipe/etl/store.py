@@ -15,9 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from musicpipe.contract.layout import EVENTS_PREFIX, STREAMS_PREFIX
 from musicpipe.etl.transform import header_from_bytes
-
-STREAMS_ROOT = "processed/streams/"
 
 # Characters Spark escapes in partition values (ExternalCatalogUtils.escapePathName).
 _SPARK_ESCAPED = set("\"#%'*/:=?\\{[]^\x7f") | {chr(c) for c in range(1, 32)}
@@ -29,7 +28,7 @@ def escape_partition_value(value: str) -> str:
 
 def source_name(file_key: str) -> str:
     """The partition value for a stream file: its key below streams/."""
-    return file_key.split("/", 1)[1] if file_key.startswith("streams/") else file_key
+    return file_key.split("/", 1)[1] if file_key.startswith(STREAMS_PREFIX) else file_key
 
 
 def read_header(s3, bucket: str, key: str) -> list[str]:
@@ -45,7 +44,7 @@ class EventStore:
     bucket: str
 
     def root_url(self) -> str:
-        return f"s3://{self.bucket}/{STREAMS_ROOT}"
+        return f"s3://{self.bucket}/{EVENTS_PREFIX}"
 
     def date_url(self, date: str) -> str:
         return f"{self.root_url()}listen_date={date}/"
@@ -55,14 +54,14 @@ class EventStore:
         found = []
         paginator = self.s3.get_paginator("list_objects_v2")
         for page in paginator.paginate(
-            Bucket=self.bucket, Prefix=STREAMS_ROOT + "listen_date=", Delimiter="/"
+            Bucket=self.bucket, Prefix=EVENTS_PREFIX + "listen_date=", Delimiter="/"
         ):
             for prefix in page.get("CommonPrefixes", []):
-                found.append(prefix["Prefix"][len(STREAMS_ROOT + "listen_date=") : -1])
+                found.append(prefix["Prefix"][len(EVENTS_PREFIX + "listen_date=") : -1])
         return sorted(found)
 
     def _source_prefix(self, date: str, source: str) -> str:
-        return f"{STREAMS_ROOT}listen_date={date}/source={escape_partition_value(source)}/"
+        return f"{EVENTS_PREFIX}listen_date={date}/source={escape_partition_value(source)}/"
 
     def dates_of_source(self, source: str, dates: list[str] | None = None) -> list[str]:
         """The dates on which ``source`` has events stored."""
@@ -81,7 +80,7 @@ class EventStore:
             d
             for d in dates
             if self.s3.list_objects_v2(
-                Bucket=self.bucket, Prefix=f"{STREAMS_ROOT}listen_date={d}/", MaxKeys=1
+                Bucket=self.bucket, Prefix=f"{EVENTS_PREFIX}listen_date={d}/", MaxKeys=1
             ).get("KeyCount", 0)
         ]
 

@@ -55,17 +55,17 @@ from datetime import datetime, timezone
 
 from botocore.exceptions import ClientError
 
-from musicpipe.pipeline.tracker import COMPLETED, Tracker, now_iso
-
-STREAMS_PREFIX = "streams/"  # musicpipe.manifest.STREAMS_PREFIX (manifest needs Python 3.11)
-ARCHIVE_PREFIX = "archive/streams/"
-
-ARCHIVED = "archived"
-SKIPPED_CHANGED = "skipped_changed"
-ALREADY_ARCHIVED = "already_archived"
-MISSING = "missing"
-NOT_COMPLETED = "not_completed"
-FAILED = "failed"
+from musicpipe.aws.s3 import (
+    CONDITIONAL_CHECK_FAILED,
+    error_code,
+    head_or_none,
+    is_precondition_failed,
+    plain_etag,
+    same_object,
+)
+from musicpipe.contract.layout import ARCHIVE_PREFIX, STREAMS_PREFIX
+from musicpipe.contract.status import ArchiveOutcome, TrackerStatus
+from musicpipe.pipeline.tracker import Tracker, now_iso
 
 MAX_COPY_OBJECT_BYTES = 5 * 1024**3  # larger objects need a multipart copy
 ALREADY_COUNTED = "unchanged re-upload of a COMPLETED file (same key and ETag): already counted"
@@ -74,7 +74,7 @@ ALREADY_COUNTED = "unchanged re-upload of a COMPLETED file (same key and ETag): 
 @dataclass
 class ArchiveResult:
     file_key: str
-    status: str
+    status: ArchiveOutcome
     archived_key: str | None = None
     etag: str | None = None
     detail: str = ""
@@ -82,23 +82,6 @@ class ArchiveResult:
 
 class CopyVerificationError(RuntimeError):
     pass
-
-
-def _code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
-
-
-def _bare(etag: object) -> str:
-    return etag.strip('"') if isinstance(etag, str) else ""
-
-
-def _head(s3, bucket: str, key: str, **kwargs) -> dict | None:
-    try:
-        return s3.head_object(Bucket=bucket, Key=key, **kwargs)
-    except ClientError as exc:
-        if _code(exc) in ("404", "NoSuchKey", "NotFound"):
-            return None
-        raise
 
 
 def archive_key_for(file_key: str, arrived: datetime) -> str:
@@ -116,7 +99,7 @@ def _alternate_key(key: str, etag: str) -> str:
     stem, dot, ext = name.rpartition(".")
     if not dot:
         stem, ext = name, ""
-    tagged = f"{stem}.{_bare(etag)}" + (f".{ext}" if ext else "")
+    tagged = f"{stem}.{plain_etag(etag)}" + (f".{ext}" if ext else "")
     return f"{folder}/{tagged}"
 
 
@@ -125,7 +108,7 @@ def _copy(s3, bucket: str, key: str, dest: str, source: dict) -> None:
     etag = source["ETag"]
     size = source["ContentLength"]
     copy_source = {"Bucket": bucket, "Key": key}
-    if "-" not in _bare(etag) and size <= MAX_COPY_OBJECT_BYTES:
+    if "-" not in plain_etag(etag) and size <= MAX_COPY_OBJECT_BYTES:
         s3.copy_object(
             Bucket=bucket,
             Key=dest,
@@ -134,7 +117,7 @@ def _copy(s3, bucket: str, key: str, dest: str, source: dict) -> None:
             MetadataDirective="COPY",
         )
         return
-    parts = int(_bare(etag).rsplit("-", 1)[1]) if "-" in _bare(etag) else 1
+    parts = int(plain_etag(etag).rsplit("-", 1)[1]) if "-" in plain_etag(etag) else 1
     sizes = []
     for number in range(1, parts + 1):
         # No IfMatch here: emulators compare it with the part's ETag. The part copies below
@@ -172,85 +155,68 @@ def _copy(s3, bucket: str, key: str, dest: str, source: dict) -> None:
 
 def _archive_one(s3, tracker: Tracker, bucket: str, item: dict) -> ArchiveResult:
     file_key = item["file_key"]
-    etag = _bare(item.get("etag"))
-    result = ArchiveResult(file_key=file_key, status=MISSING, etag=etag or None)
+    etag = plain_etag(item.get("etag")) or ""
+    result = ArchiveResult(file_key=file_key, status=ArchiveOutcome.MISSING, etag=etag or None)
     if not file_key.startswith(STREAMS_PREFIX):
-        result.status, result.detail = FAILED, f"not a stream file (outside {STREAMS_PREFIX})"
+        result.status, result.detail = (
+            ArchiveOutcome.FAILED,
+            f"not a stream file (outside {STREAMS_PREFIX})",
+        )
         return result
 
-    source = _head(s3, bucket, file_key, ChecksumMode="ENABLED")
+    source = head_or_none(s3, bucket, file_key, ChecksumMode="ENABLED")
     if source is None:
         known = item.get("archived_key")
         # archived_key is only recorded after the copy was verified.
-        if known and _head(s3, bucket, known) is not None:
-            result.status, result.archived_key = ALREADY_ARCHIVED, known
+        if known and head_or_none(s3, bucket, known) is not None:
+            result.status, result.archived_key = ArchiveOutcome.ALREADY_ARCHIVED, known
             return result
         result.detail = "original gone and no archived copy recorded on the tracker"
         return result
-    if _bare(source["ETag"]) != etag:
-        result.status = SKIPPED_CHANGED
-        result.detail = f"object etag {_bare(source['ETag'])} != tracker etag {etag}: new data"
+    if plain_etag(source["ETag"]) != etag:
+        result.status = ArchiveOutcome.SKIPPED_CHANGED
+        result.detail = f"object etag {plain_etag(source['ETag'])} != tracker etag {etag}: new data"
         return result
 
     dest = archive_key_for(file_key, source["LastModified"])
-    existing = _head(s3, bucket, dest, ChecksumMode="ENABLED")
-    if existing is not None and not _same_object(source, existing):
+    existing = head_or_none(s3, bucket, dest, ChecksumMode="ENABLED")
+    if existing is not None and not same_object(source, existing):
         dest = _alternate_key(dest, etag)
-        existing = _head(s3, bucket, dest, ChecksumMode="ENABLED")
+        existing = head_or_none(s3, bucket, dest, ChecksumMode="ENABLED")
     result.archived_key = dest
     copied = False
     try:
-        if existing is None or not _same_object(source, existing):
+        if existing is None or not same_object(source, existing):
             _copy(s3, bucket, file_key, dest, source)
             copied = True
-        copy = _head(s3, bucket, dest, ChecksumMode="ENABLED")
+        copy = head_or_none(s3, bucket, dest, ChecksumMode="ENABLED")
         if copy is None:
             raise CopyVerificationError("copy not found after the copy")
-        if not _same_object(source, copy):
+        if not same_object(source, copy):
             if copied:
                 s3.delete_object(Bucket=bucket, Key=dest)  # our own unverified copy
             raise CopyVerificationError(
-                f"copy has {copy['ContentLength']} bytes / etag {_bare(copy['ETag'])}, "
+                f"copy has {copy['ContentLength']} bytes / etag {plain_etag(copy['ETag'])}, "
                 f"original {source['ContentLength']} bytes / etag {etag}"
             )
         _record_archive(tracker, file_key, dest)
         s3.delete_object(Bucket=bucket, Key=file_key, IfMatch=source["ETag"])
     except CopyVerificationError as exc:
-        result.status, result.detail = FAILED, f"copy not verified, original kept: {exc}"
+        result.status, result.detail = (
+            ArchiveOutcome.FAILED,
+            f"copy not verified, original kept: {exc}",
+        )
         return result
     except ClientError as exc:
-        if _code(exc) in ("PreconditionFailed", "412"):
+        if is_precondition_failed(exc):
             # Re-uploaded between the HEAD and the copy or the delete: the new version stays.
-            result.status = SKIPPED_CHANGED
+            result.status = ArchiveOutcome.SKIPPED_CHANGED
             result.detail = "object changed while archiving; the new version stays in streams/"
             return result
-        result.status, result.detail = FAILED, f"{_code(exc)}: {exc}"
+        result.status, result.detail = ArchiveOutcome.FAILED, f"{error_code(exc)}: {exc}"
         return result
-    result.status = ARCHIVED
+    result.status = ArchiveOutcome.ARCHIVED
     return result
-
-
-_CHECKSUMS = (
-    "ChecksumCRC64NVME",
-    "ChecksumCRC32",
-    "ChecksumCRC32C",
-    "ChecksumSHA1",
-    "ChecksumSHA256",
-)
-
-
-def _same_object(source: dict, copy: dict) -> bool:
-    """Same size, and the same ETag or else the same full-object checksum. The checksum covers
-    buckets where the ETag is not the MD5 of the bytes (SSE-KMS, SSE-C)."""
-    if copy.get("ContentLength") != source.get("ContentLength"):
-        return False
-    if _bare(copy.get("ETag")) == _bare(source.get("ETag")):
-        return True
-    for name in _CHECKSUMS:
-        a, b = source.get(name), copy.get(name)
-        if a and b and "-" not in a and "-" not in b:
-            return a == b
-    return False
 
 
 def _record_archive(tracker: Tracker, file_key: str, archived_key: str) -> None:
@@ -264,11 +230,11 @@ def _record_archive(tracker: Tracker, file_key: str, archived_key: str) -> None:
             ExpressionAttributeValues={
                 ":key": archived_key,
                 ":now": now_iso(),
-                ":completed": COMPLETED,
+                ":completed": TrackerStatus.COMPLETED,
             },
         )
     except ClientError as exc:
-        if _code(exc) != "ConditionalCheckFailedException":
+        if error_code(exc) != CONDITIONAL_CHECK_FAILED:
             raise
 
 
@@ -284,16 +250,18 @@ def archive_completed_files(
     if keys is not None:
         keys = list(dict.fromkeys(keys))  # each file once, in the given order
     if keys is None:
-        items = sorted(tracker.items(status=COMPLETED), key=lambda i: i["file_key"])
+        items = sorted(tracker.items(status=TrackerStatus.COMPLETED), key=lambda i: i["file_key"])
     else:
         items = []
         results_for_missing: list[ArchiveResult] = []
         for key in keys:
             item = tracker.get(key)
-            if item is None or item.get("status") != COMPLETED:
+            if item is None or item.get("status") != TrackerStatus.COMPLETED:
                 status = item.get("status") if item else "no tracker item"
                 results_for_missing.append(
-                    ArchiveResult(key, NOT_COMPLETED, detail=f"tracker status: {status}")
+                    ArchiveResult(
+                        key, ArchiveOutcome.NOT_COMPLETED, detail=f"tracker status: {status}"
+                    )
                 )
             else:
                 items.append(item)
@@ -315,7 +283,11 @@ def already_counted_keys(s3, tracker: Tracker, raw_bucket: str) -> list[str]:
             if not obj["Key"].endswith(".csv"):
                 continue
             item = tracker.get(obj["Key"]) or {}
-            if item.get("status") == COMPLETED and _bare(item.get("etag")) == _bare(obj["ETag"]):
+            current = plain_etag(obj["ETag"])
+            if (
+                item.get("status") == TrackerStatus.COMPLETED
+                and plain_etag(item.get("etag")) == current
+            ):
                 keys.append(obj["Key"])
     return sorted(keys)
 

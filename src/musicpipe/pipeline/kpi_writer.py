@@ -66,9 +66,11 @@ from boto3.dynamodb.conditions import Key
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from musicpipe.pipeline.tracker import COMPLETED, STAGED, Tracker
+from musicpipe.aws.s3 import CONDITIONAL_CHECK_FAILED, error_code, read_or_none, same_etag
+from musicpipe.contract.layout import staging_prefix
+from musicpipe.contract.status import TrackerStatus
+from musicpipe.pipeline.tracker import Tracker
 
-STAGING_PREFIX = "kpis/staging/"
 GSI_NAME = "gsi1"
 
 BATCH_WRITE_LIMIT = 25  # BatchWriteItem: at most 25 put/delete requests per call
@@ -132,7 +134,7 @@ class StagedBatch:
 
 def staging_keys(batch_id: str) -> tuple[str, str]:
     """The (manifest, items) keys of a batch's staging folder in the processed bucket."""
-    base = f"{STAGING_PREFIX}{batch_id}/"
+    base = staging_prefix(batch_id)
     return base + "manifest.json", base + "items.jsonl"
 
 
@@ -142,15 +144,6 @@ def _now_iso() -> str:
 
 def _reject_constant(name: str) -> object:
     raise ValueError(f"non-finite number {name} (DynamoDB numbers must be finite)")
-
-
-def _read_object(s3, bucket: str, key: str) -> bytes | None:
-    try:
-        return s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound"):
-            return None
-        raise
 
 
 def _valid_date(value: object) -> bool:
@@ -167,7 +160,7 @@ def read_staged_batch(s3, processed_bucket: str, batch_id: str) -> StagedBatch:
     """Read and validate a batch's staging folder. Raises StagingError naming what is wrong."""
     manifest_key, items_key = staging_keys(batch_id)
     where = f"s3://{processed_bucket}/{manifest_key}"
-    raw = _read_object(s3, processed_bucket, manifest_key)
+    raw = read_or_none(s3, processed_bucket, manifest_key)
     if raw is None:
         raise StagingError(f"no staging manifest at {where}: was the batch staged by the ETL?")
     try:
@@ -191,7 +184,7 @@ def read_staged_batch(s3, processed_bucket: str, batch_id: str) -> StagedBatch:
         raise StagingError(f"{where}: 'item_count' must be a non-negative integer")
 
     items_where = f"s3://{processed_bucket}/{items_key}"
-    body = _read_object(s3, processed_bucket, items_key)
+    body = read_or_none(s3, processed_bucket, items_key)
     if body is None:
         if item_count:
             raise StagingError(f"{items_where}: missing, but the manifest says {item_count} items")
@@ -305,7 +298,7 @@ def batch_write(
                 response = dynamodb_resource.batch_write_item(RequestItems={table_name: pending})
                 unprocessed = response.get("UnprocessedItems", {}).get(table_name, [])
             except ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") not in THROTTLING_CODES:
+                if error_code(exc) not in THROTTLING_CODES:
                     raise
                 unprocessed = pending  # botocore's own retries ran out: the chunk is undone
             done += len(pending) - len(unprocessed)
@@ -373,16 +366,16 @@ def write_staged_kpis(
         owned = (
             current is not None
             and current.get("batch_id") == batch_id
-            and current.get("status") in (STAGED, COMPLETED)
-            and (not entry.get("etag") or _same_etag(current.get("etag"), entry["etag"]))
+            and current.get("status") in (TrackerStatus.STAGED, TrackerStatus.COMPLETED)
+            and (not entry.get("etag") or same_etag(current.get("etag"), entry["etag"]))
         )
         if not owned:
             skipped.append(file_key)
             continue
         try:
-            tracker.set_status(file_key, COMPLETED, batch_id)
+            tracker.set_status(file_key, TrackerStatus.COMPLETED, batch_id)
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+            if error_code(exc) != CONDITIONAL_CHECK_FAILED:
                 raise
             skipped.append(file_key)  # claimed by another batch between get and update
             continue
@@ -396,10 +389,6 @@ def write_staged_kpis(
         files_skipped=skipped,
         batch_id=batch_id,
     )
-
-
-def _same_etag(a: object, b: object) -> bool:
-    return isinstance(a, str) and isinstance(b, str) and a.strip('"') == b.strip('"')
 
 
 def _query_all(table, **kwargs) -> list[dict]:

@@ -18,26 +18,23 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
-from typing import overload
 
 from botocore.exceptions import ClientError
 
-QUARANTINE_FILES_PREFIX = "quarantine/files/"
-REASON_SUFFIX = ".reason.json"
+from musicpipe.aws.s3 import (
+    copy_mismatches,
+    error_code,
+    head_or_none,
+    is_precondition_failed,
+    plain_etag,
+)
+from musicpipe.contract.layout import QUARANTINE_FILES_PREFIX, REASON_SUFFIX
+
 MAX_SINGLE_COPY_BYTES = 5 * 1024**3  # CopyObject's limit
 
 
 class QuarantineError(RuntimeError):
     """The file could not be quarantined; the original was left untouched."""
-
-
-@overload
-def plain_etag(etag: str) -> str: ...
-@overload
-def plain_etag(etag: None) -> None: ...
-def plain_etag(etag: str | None) -> str | None:
-    """An S3 ETag without its surrounding double quotes (as reports and the tracker keep it)."""
-    return etag.strip('"') if etag else etag
 
 
 def quarantine_key(batch_id: str, key: str) -> str:
@@ -48,10 +45,6 @@ def quarantine_key(batch_id: str, key: str) -> str:
     if not key:
         raise ValueError("an empty key is not an object key")
     return f"{QUARANTINE_FILES_PREFIX}{batch_id}/{key}"
-
-
-def _code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
 
 
 def quarantine_file(
@@ -75,7 +68,7 @@ def quarantine_file(
         head = s3.head_object(Bucket=raw_bucket, Key=key)
     except ClientError as exc:
         raise QuarantineError(
-            f"s3://{raw_bucket}/{key} cannot be quarantined: {_code(exc) or exc}"
+            f"s3://{raw_bucket}/{key} cannot be quarantined: {error_code(exc) or exc}"
         ) from exc
     current = plain_etag(head["ETag"])
     expected = plain_etag(etag) or current
@@ -100,19 +93,15 @@ def quarantine_file(
             MetadataDirective="COPY",
         )
     except ClientError as exc:
-        if _code(exc) in ("PreconditionFailed", "412"):
+        if is_precondition_failed(exc):
             raise QuarantineError(
                 f"s3://{raw_bucket}/{key} changed since it was validated: left in place"
             ) from exc
         raise QuarantineError(f"copying s3://{raw_bucket}/{key} failed: {exc}") from exc
 
     copied = s3.head_object(Bucket=quarantine_bucket, Key=destination)
-    problems = []
-    if int(copied["ContentLength"]) != size:
-        problems.append(f"size {copied['ContentLength']} != {size}")
     # A single-part source copied with CopyObject keeps its MD5 ETag; a multipart one does not.
-    if "-" not in expected and plain_etag(copied["ETag"]) != expected:
-        problems.append(f"ETag {plain_etag(copied['ETag'])} != {expected}")
+    problems = copy_mismatches(head, copied, compare_etags="-" not in expected)
     if problems:
         raise QuarantineError(
             f"the copy of s3://{raw_bucket}/{key} at s3://{quarantine_bucket}/{destination} "
@@ -139,13 +128,10 @@ def quarantine_file(
     )
 
     # Last look before the delete: a re-upload since the copy must not be deleted.
-    try:
-        latest = plain_etag(s3.head_object(Bucket=raw_bucket, Key=key)["ETag"])
-    except ClientError as exc:
-        if _code(exc) in ("404", "NoSuchKey", "NotFound"):
-            return f"s3://{quarantine_bucket}/{destination}"  # already gone (a re-run)
-        raise
-    if latest != expected:
+    latest = head_or_none(s3, raw_bucket, key)
+    if latest is None:
+        return f"s3://{quarantine_bucket}/{destination}"  # already gone (a re-run)
+    if plain_etag(latest["ETag"]) != expected:
         raise QuarantineError(
             f"s3://{raw_bucket}/{key} was re-uploaded while being quarantined: the old version "
             f"is at s3://{quarantine_bucket}/{destination}, the new one left in place"

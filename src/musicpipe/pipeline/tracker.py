@@ -22,11 +22,8 @@ from typing import Callable
 
 from botocore.exceptions import ClientError
 
-PROCESSING = "PROCESSING"
-STAGED = "STAGED"
-COMPLETED = "COMPLETED"
-FAILED = "FAILED"
-QUARANTINED = "QUARANTINED"
+from musicpipe.aws.s3 import CONDITIONAL_CHECK_FAILED, error_code
+from musicpipe.contract.status import TrackerStatus
 
 STALE_CLAIM_SECONDS = 2 * 3600  # longer than any Glue Timeout the manifest sets
 
@@ -44,7 +41,9 @@ class Tracker:
 
     def is_completed(self, file_key: str, etag: str) -> bool:
         item = self.get(file_key)
-        return bool(item and item.get("status") == COMPLETED and item.get("etag") == etag)
+        return bool(
+            item and item.get("status") == TrackerStatus.COMPLETED and item.get("etag") == etag
+        )
 
     def claim(
         self,
@@ -62,9 +61,13 @@ class Tracker:
         two runs claiming at once exactly one wins.
         """
         previous = self.get(file_key)
-        if previous and previous.get("status") == COMPLETED and previous.get("etag") == etag:
+        if (
+            previous
+            and previous.get("status") == TrackerStatus.COMPLETED
+            and previous.get("etag") == etag
+        ):
             return False
-        if previous and previous.get("status") == PROCESSING:
+        if previous and previous.get("status") == TrackerStatus.PROCESSING:
             mine = previous.get("batch_id") == batch_id
             fresh = int(previous.get("claimed_epoch", 0)) > time.time() - STALE_CLAIM_SECONDS
             alive = run_is_alive is None or run_is_alive(str(previous.get("run_id", "")))
@@ -90,7 +93,7 @@ class Tracker:
                 ExpressionAttributeValues={
                     **values,
                     ":etag": etag,
-                    ":processing": PROCESSING,
+                    ":processing": TrackerStatus.PROCESSING,
                     ":batch": batch_id,
                     ":run": run_id,
                     ":now": stamp,
@@ -100,7 +103,7 @@ class Tracker:
                 },
             )
         except ClientError as exc:
-            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+            if error_code(exc) == CONDITIONAL_CHECK_FAILED:
                 return False
             raise
         return True
@@ -133,7 +136,7 @@ class Tracker:
             names["#e"] = "error"
             sets.append("#e = :error")
             values[":error"] = error[:4000]
-        elif status != FAILED:
+        elif status != TrackerStatus.FAILED:
             names["#e"] = "error"
             removes.append("#e")
         expression = "SET " + ", ".join(sets) + (f" REMOVE {', '.join(removes)}" if removes else "")

@@ -1,11 +1,11 @@
 """What promotion puts in an MWAA environment's source bucket (pure: file lists and contents).
 
 MWAA runs what its source bucket holds: the DAGs folder (``DagS3Path``), ``requirements.txt``
-and a startup script. The DAG imports ``musicpipe.dag`` and ``musicpipe.pipeline``, so those go
-into the DAGs folder beside the DAG file (MWAA puts that folder on ``sys.path``), with an
-``.airflowignore`` that keeps Airflow from parsing them as DAG files. The DAG's Variable is
-exported by the startup script, which Airflow reads without touching its database, as on the
-local stacks.
+and a startup script. The DAG imports ``musicpipe.dag`` and ``musicpipe.pipeline`` (which
+import ``musicpipe.contract`` and ``musicpipe.aws.s3``), so those go into the DAGs folder
+beside the DAG file (MWAA puts that folder on ``sys.path``), with an ``.airflowignore`` that
+keeps Airflow from parsing them as DAG files. The DAG's Variable is exported by the startup
+script, which Airflow reads without touching its database, as on the local stacks.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ DAG_FILE = REPO_ROOT / "airflow" / "dags" / "music_streaming_realtime_pipeline.p
 # The Airflow image's additions are MWAA's requirements too: one list, tested against the lock.
 REQUIREMENTS = REPO_ROOT / "docker" / "airflow" / "requirements.txt"
 # What the DAG imports (and what that imports); the CLI, stacks and emulator stay home.
-DAG_SUBPACKAGES = ("dag", "pipeline", "contract")
+DAG_SUBPACKAGES = ("dag", "pipeline", "contract", "aws")
 DEFAULT_REQUIREMENTS_PATH = "requirements.txt"
 DEFAULT_STARTUP_SCRIPT_PATH = "startup.sh"
 

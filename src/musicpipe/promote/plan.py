@@ -17,6 +17,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from musicpipe.artifacts import REPO_ROOT, job_artifacts, job_definition, job_differences
+from musicpipe.aws.s3 import error_code
 from musicpipe.bootstrap import DRIFTED, MISSING, bootstrap
 from musicpipe.manifest import Manifest
 from musicpipe.promote import mwaa
@@ -53,10 +54,6 @@ class Step:
     action: str  # create | update | unchanged | refuse | skipped
     detail: str = ""
     run: Callable[[], None] | None = None
-
-
-def _code(exc: ClientError) -> str:
-    return exc.response.get("Error", {}).get("Code", "")
 
 
 def _once(fn: Callable[[], object]) -> Callable[[], None]:
@@ -118,13 +115,13 @@ class Promotion:
                 s3.head_bucket(Bucket=bucket)
                 existing.add(bucket)
             except ClientError as exc:
-                if _code(exc) in ("403", "Forbidden", "AccessDenied"):
+                if error_code(exc) in ("403", "Forbidden", "AccessDenied"):
                     raise PromoteError(
                         f"bucket {bucket} exists but this account may not use it (S3 bucket "
                         "names are global; it is probably another account's). Choose another "
                         "name in musicpipe.toml [names]."
                     ) from None
-                if _code(exc) not in ("404", "NoSuchBucket", "NotFound"):
+                if error_code(exc) not in ("404", "NoSuchBucket", "NotFound"):
                     raise
         return existing
 
@@ -188,7 +185,7 @@ class Promotion:
             if all(block.get(k) for k in PUBLIC_ACCESS_BLOCK):
                 have.add("public access blocked")
         except ClientError as exc:
-            if _code(exc) != "NoSuchPublicAccessBlockConfiguration":
+            if error_code(exc) != "NoSuchPublicAccessBlockConfiguration":
                 raise
         try:
             rules = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]
@@ -199,7 +196,7 @@ class Promotion:
             if algorithms & set(ENCRYPTED):
                 have.add("default encryption (SSE-S3)")
         except ClientError as exc:
-            if _code(exc) != "ServerSideEncryptionConfigurationNotFoundError":
+            if error_code(exc) != "ServerSideEncryptionConfigurationNotFoundError":
                 raise
         if s3.get_bucket_versioning(Bucket=bucket).get("Status") == "Enabled":
             have.add("versioning")
@@ -212,7 +209,7 @@ class Promotion:
             try:
                 table = ddb.describe_table(TableName=spec.name)["Table"]
             except ClientError as exc:
-                if _code(exc) != "ResourceNotFoundException":
+                if error_code(exc) != "ResourceNotFoundException":
                     raise
                 table = None
             on_demand = (
@@ -257,7 +254,7 @@ class Promotion:
         try:
             role = iam.get_role(RoleName=name)["Role"]
         except ClientError as exc:
-            if _code(exc) != "NoSuchEntity":
+            if error_code(exc) != "NoSuchEntity":
                 raise
             role = None
         steps = []
@@ -288,7 +285,7 @@ class Promotion:
                     ]
                 )
             except ClientError as exc:
-                if _code(exc) != "NoSuchEntity":
+                if error_code(exc) != "NoSuchEntity":
                     raise
         label = f"{name}/{INLINE_POLICY_NAME}"
         detail = f"{len(policy['Statement'])} statements on the manifest's resources"
@@ -319,7 +316,7 @@ class Promotion:
                 current = s3.head_object(Bucket=bucket, Key=key).get("Metadata", {}).get(SHA_KEY)
                 exists = True
             except ClientError as exc:
-                if _code(exc) not in ("404", "NoSuchKey", "NotFound", "NoSuchBucket"):
+                if error_code(exc) not in ("404", "NoSuchKey", "NotFound", "NoSuchBucket"):
                     raise
                 current, exists = None, False
             label = f"s3://{bucket}/{key}"
@@ -347,7 +344,7 @@ class Promotion:
             try:
                 current = glue.get_job(JobName=spec.name)["Job"]
             except ClientError as exc:
-                if _code(exc) != "EntityNotFoundException":
+                if error_code(exc) != "EntityNotFoundException":
                     raise
 
                 def create(name=spec.name, definition=definition) -> None:
@@ -375,7 +372,7 @@ class Promotion:
         try:
             env = client.get_environment(Name=self.mwaa_environment)["Environment"]
         except ClientError as exc:
-            if _code(exc) == "ResourceNotFoundException":
+            if error_code(exc) == "ResourceNotFoundException":
                 raise PromoteError(
                     f"MWAA environment {self.mwaa_environment!r} not found in "
                     f"{self.manifest.region}; create it (console or IaC), then promote"
@@ -426,7 +423,7 @@ class Promotion:
         try:
             return self.client("s3").head_object(Bucket=bucket, Key=key).get("VersionId")
         except ClientError as exc:
-            if _code(exc) in ("404", "NoSuchKey", "NotFound"):
+            if error_code(exc) in ("404", "NoSuchKey", "NotFound"):
                 return None
             raise
 

@@ -27,6 +27,7 @@ from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import ClientError
 
 from musicpipe.aws.local import LocalAws
+from musicpipe.aws.s3 import plain_etag
 from musicpipe.manifest import Manifest
 
 
@@ -118,7 +119,7 @@ def _part_sizes(s3, bucket: str, key: str, etag: str) -> list[int] | None:
     the journal's replay repeats such copies. Restored with the same part sizes, a multipart
     object gets the same ETag back; any other object is restored with one PUT (its ETag is
     the MD5 of its bytes, as before)."""
-    bare = etag.strip('"')
+    bare = plain_etag(etag)
     if "-" not in bare:
         return None
     count = int(bare.rsplit("-", 1)[1])

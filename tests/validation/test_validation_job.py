@@ -18,7 +18,7 @@ from musicpipe.bootstrap import bootstrap
 from musicpipe.manifest import load_manifest
 from musicpipe.pipeline.quarantine import QuarantineError, quarantine_file
 
-from .conftest import REPO, SAMPLES
+from ..conftest import REPO, SAMPLES
 
 BAD_FAILING = ("bad_timestamps.csv", "empty.csv", "header_only.csv", "latin1.csv")
 BAD_FAILING += ("missing_column.csv",)
