@@ -3,9 +3,10 @@
 Namespace ``MusicStreaming/Pipeline`` (manifest name ``metrics_namespace``), one dimension
 ``Pipeline=<pipeline_name>``. Metric names (:data:`METRIC_NAMES`): ``FilesProcessed``,
 ``FilesFailed`` (files that failed alone in the ETL; 0 when none did), ``FilesQuarantined``,
-``RowsAccepted``, ``RowsRejected``, ``DuplicatesDropped``, ``KpiItemsWritten`` (unit ``Count``), ``EtlDurationSeconds``, ``EndToEndLatencySeconds`` (unit
-``Seconds``). Any other name may be sent too: its unit is ``Seconds`` when the name ends in
-``Seconds``, else ``Count``, unless ``unit_overrides`` says otherwise.
+``RowsAccepted``, ``RowsRejected``, ``DuplicatesDropped``, ``KpiItemsWritten`` (unit
+``Count``), ``EtlDurationSeconds``, ``EndToEndLatencySeconds`` (unit ``Seconds``). Any other
+name may be sent too: its unit is ``Seconds`` when the name ends in ``Seconds``, else
+``Count``, unless ``unit_overrides`` says otherwise.
 
 ``EndToEndLatencySeconds`` is "arrival to KPIs written" for the *earliest* arrival of the batch:
 the longest any file of the batch waited (worst case), which is what an alarm should watch.
