@@ -19,19 +19,18 @@ import pytest
 
 from musicpipe.dag import steps
 
+from .. import pipeline_helpers as helpers
 from ..conftest import SAMPLES
-from ..pipeline_helpers import (
-    MANIFEST,
-    PROCESSED,
-    RAW,
-    Pipeline,
-    assert_rows_accounted,
-    assert_same_kpis,
-    oracle_items,
-)
+from ..pipeline_helpers import MANIFEST, PROCESSED, RAW, Pipeline
 
-SONGS, USERS = SAMPLES / "songs.csv", SAMPLES / "users.csv"
+REFERENCES = {"songs": SAMPLES / "songs.csv", "users": SAMPLES / "users.csv"}
 STREAMS1, STREAMS2, STREAMS3 = (SAMPLES / "streams" / f"streams{i}.csv" for i in (1, 2, 3))
+
+
+def oracle(streams: list[Path]) -> dict:
+    """The KPI items of ``streams`` with the sample references, from scratch (DuckDB)."""
+    return helpers.oracle_items(REFERENCES["songs"], REFERENCES["users"], streams)
+
 
 pytestmark = pytest.mark.timeout(1200)
 
@@ -106,7 +105,7 @@ def test_a_file_with_a_bad_header_fails_alone_and_the_others_complete(aws, local
     """A run without a validation report (the ETL by hand): nothing checked the header
     before the ETL, which fails that file alone."""
     pipe = Pipeline(aws, local_stack)
-    pipe.put_references(SONGS, USERS)
+    pipe.put_references(REFERENCES["songs"], REFERENCES["users"])
     pipe.put(STREAMS1, "streams/a.csv")
     pipe.put(STREAMS2, "streams/b.csv")
     bad = with_header(STREAMS3, "user_id,track_id,played_at", tmp_path / "c.csv")
@@ -128,8 +127,8 @@ def test_a_file_with_a_bad_header_fails_alone_and_the_others_complete(aws, local
         assert failed["error"].startswith("streams/c.csv: header lacks listen_time")
         assert "'played_at'" in failed["error"] and "upload the file again" in failed["error"]
         assert failed["attempts"] == 1
-        assert_rows_accounted(tracker)
-        assert_same_kpis(pipe.kpi_table(), oracle_items(SONGS, USERS, [STREAMS1, STREAMS2]))
+        helpers.assert_rows_accounted(tracker)
+        helpers.assert_same_kpis(pipe.kpi_table(), oracle([STREAMS1, STREAMS2]))
         # The good files are archived, the failed one waits in streams/ for the next run.
         assert pipe.keys(RAW, "streams/") == ["streams/c.csv"]
         assert metric_sum(pipe, "FilesFailed") == 1
@@ -153,7 +152,7 @@ def validated_batch(local_stack, tmp_path_factory) -> dict:
     tmp = tmp_path_factory.mktemp("validated")
     reset(local_stack)
     pipe = Pipeline(local_stack.aws, local_stack)
-    pipe.put_references(SONGS, USERS)
+    pipe.put_references(REFERENCES["songs"], REFERENCES["users"])
     pipe.put(STREAMS1, "streams/good.csv")
     pipe.put(with_a_wide_row(STREAMS2, tmp / "wide.csv"), "streams/wide.csv")
     pipe.put(STREAMS3, "streams/late.csv")
@@ -192,8 +191,8 @@ def test_a_file_spark_cannot_read_fails_alone(validated_batch):
         assert wide["error"].startswith("streams/wide.csv: Spark could not read it")
         assert "more than 20,480 fields" in wide["error"], wide["error"]
         assert wide["etag"] == b["report"]["streams/wide.csv"]["etag"]
-        assert_rows_accounted(tracker)
-        assert_same_kpis(b["kpis"], oracle_items(SONGS, USERS, [STREAMS1]))
+        helpers.assert_rows_accounted(tracker)
+        helpers.assert_same_kpis(b["kpis"], oracle([STREAMS1]))
         assert b["files_failed"] == 1
         assert b["verdict"] is not None and "streams/wide.csv: Spark could not read" in b["verdict"]
         assert "streams/wide.csv" in b["raw"] and "streams/good.csv" not in b["raw"]
@@ -220,12 +219,13 @@ def test_a_file_replaced_after_validation_is_neither_claimed_nor_processed(valid
 # -- 3. a reference file changed after validation ----------------------------------------------
 def test_a_changed_reference_file_stops_the_run_before_any_claim(aws, local_stack, tmp_path):
     pipe = Pipeline(aws, local_stack)
-    pipe.put_references(SONGS, USERS)
+    pipe.put_references(REFERENCES["songs"], REFERENCES["users"])
     pipe.put(STREAMS1, "streams/a.csv")
     report = pipe.validate("iso-3")
     validated = {f["key"]: f["etag"] for f in report["files"]}
     changed = tmp_path / "users.csv"
-    changed.write_text(USERS.read_text() + "\n")  # blank line at the end: same rows, new ETag
+    # A blank line at the end: the same rows, but another ETag.
+    changed.write_text(REFERENCES["users"].read_text() + "\n")
     pipe.put(changed, "users/users.csv")
     now = pipe.s3.head_object(Bucket=RAW, Key="users/users.csv")["ETag"].strip('"')
 
