@@ -3,7 +3,7 @@ backoff curve, its cap and the attempt limit, as plain function calls."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
@@ -15,15 +15,18 @@ from musicpipe.pipeline.retries import (
     backoff_seconds,
     iso_epoch,
     judge,
+    reprocess_decision,
 )
 
-SETTINGS = RetrySettings(base_seconds=60, max_seconds=3600, max_attempts=4, claim_window_seconds=7200)
-NOW = datetime(2026, 12, 1, 12, 0, tzinfo=timezone.utc).timestamp()
+SETTINGS = RetrySettings(
+    base_seconds=60, max_seconds=3600, max_attempts=4, claim_window_seconds=7200
+)
+NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC).timestamp()
 OBJ = StreamObject("streams/a.csv", "etag1", NOW - 1000)
 
 
 def iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def item(status: str, *, ago: float = 10, attempts: int = 1, **extra) -> dict:
@@ -160,3 +163,38 @@ def test_tracker_timestamps_read_back():
     assert iso_epoch(iso(NOW)) == pytest.approx(NOW)
     assert iso_epoch("2026-12-01T12:00:00Z") == NOW
     assert iso_epoch(None) == 0 and iso_epoch("yesterday") == 0
+
+
+@pytest.mark.parametrize(
+    ("etag", "record", "alive", "taken", "mark", "reason"),
+    [
+        (None, None, False, False, False, "not found in streams/"),
+        (
+            None,
+            {"status": "COMPLETED", "archived_key": "archive/x"},
+            False,
+            False,
+            False,
+            "archived",
+        ),
+        (None, {"status": "QUARANTINED", "error": "bad"}, False, False, False, "quarantined: bad"),
+        ("e1", None, False, True, False, "not tracked yet"),
+        ("e2", {"status": "COMPLETED", "etag": "e1"}, False, True, False, "new content"),
+        ("e1", {"status": "COMPLETED", "etag": "e1"}, False, False, False, "COMPLETED at this"),
+        ("e1", {"status": "PROCESSING", "etag": "e1"}, True, False, False, "held by a live run"),
+        ("e1", {"status": "STAGED", "etag": "e1"}, False, True, True, "STAGED after 0"),
+        (
+            "e1",
+            {"status": "FAILED", "etag": "e1", "attempts": 4},
+            False,
+            True,
+            True,
+            "FAILED after 4",
+        ),
+        ("e1", {"status": "NOT_VALIDATED", "etag": "e1"}, False, True, True, "NOT_VALIDATED"),
+    ],
+)
+def test_reprocess_takes_what_a_run_can_redo(etag, record, alive, taken, mark, reason):
+    decision = reprocess_decision("streams/a.csv", etag, record, claim_alive=alive)
+    assert (decision.taken, decision.mark) == (taken, mark)
+    assert reason in decision.reason

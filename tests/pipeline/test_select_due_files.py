@@ -87,9 +87,11 @@ def test_takes_new_files_keeps_backoffs_and_gives_up_at_the_limit(env):
     reason = "gave up after 3 attempts: ValueError: header lacks listen_time"
     assert selection.given_up == ["streams/limit.csv"]
     assert not s3.list_objects_v2(Bucket=RAW, Prefix="streams/limit.csv").get("KeyCount")
-    moved = f"quarantine/files/b-select/streams/limit.csv"
+    moved = "quarantine/files/b-select/streams/limit.csv"
     assert s3.get_object(Bucket=QUARANTINE, Key=moved)["Body"].read() == STREAM
-    document = json.loads(s3.get_object(Bucket=QUARANTINE, Key=moved + ".reason.json")["Body"].read())
+    document = json.loads(
+        s3.get_object(Bucket=QUARANTINE, Key=moved + ".reason.json")["Body"].read()
+    )
     assert document["error"] == reason and document["attempts"] == 3
     item = tracker.get("streams/limit.csv")
     assert (item["status"], item["error"]) == (TrackerStatus.QUARANTINED, reason)

@@ -147,7 +147,9 @@ def load_dag_config(raw: str | dict | None) -> DagConfig:
         value = values.get(key, DEFAULT_SETTINGS[key])
         lowest = 0 if key == "retry_timer_seconds" else 1  # a timer of 0: arrivals only
         if isinstance(value, bool) or not isinstance(value, int) or value < lowest:
-            raise DagConfigError(f"{where}: {key} must be a whole number >= {lowest}, got {value!r}")
+            raise DagConfigError(
+                f"{where}: {key} must be a whole number >= {lowest}, got {value!r}"
+            )
         merged[key] = value
     return DagConfig(**merged)  # type: ignore[arg-type]
 

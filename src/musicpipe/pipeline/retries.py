@@ -180,3 +180,41 @@ def judge(
 
 def _utc(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class ReprocessDecision:
+    """What ``musicpipe reprocess`` does with one key: ``taken`` (and whether its tracker item
+    gets the reprocess mark), or why not."""
+
+    key: str
+    taken: bool
+    mark: bool
+    reason: str
+
+
+def reprocess_decision(
+    key: str, etag: str | None, item: dict | None, claim_alive: bool = False
+) -> ReprocessDecision:
+    """Pure: ``etag`` is the object's in ``streams/`` (None: not there); ``claim_alive`` as for
+    :func:`judge`. A taken file with a tracker item is marked (attempts 0, ``reprocess_epoch``)
+    so the judge finds it due now; one without an item, or with new content, is due already."""
+    status = item.get("status") if item else None
+    if etag is None:
+        if item and item.get("archived_key"):
+            return ReprocessDecision(key, False, False, f"archived to {item['archived_key']}")
+        if status == TrackerStatus.QUARANTINED:
+            return ReprocessDecision(key, False, False, f"quarantined: {item.get('error')}")
+        return ReprocessDecision(key, False, False, "not found in streams/")
+    if item is None:
+        return ReprocessDecision(key, True, False, "not tracked yet: due already")
+    if item.get("etag") != etag:
+        return ReprocessDecision(key, True, False, "new content: due already")
+    if status == TrackerStatus.COMPLETED:
+        return ReprocessDecision(key, False, False, "COMPLETED at this ETag: already counted")
+    if status in (TrackerStatus.PROCESSING, TrackerStatus.STAGED) and claim_alive:
+        return ReprocessDecision(
+            key, False, False, f"held by a live run ({status}, batch {item.get('batch_id')})"
+        )
+    attempts = int(_number(item, "attempts"))
+    return ReprocessDecision(key, True, True, f"{status} after {attempts} attempt(s): reset")

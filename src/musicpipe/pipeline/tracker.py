@@ -129,7 +129,11 @@ class Tracker:
             if status == TrackerStatus.COMPLETED and previous.get("etag") == etag:
                 return False
             fresh = int(previous.get("claimed_epoch", 0)) > time.time() - STALE_CLAIM_SECONDS
-            if status == TrackerStatus.PROCESSING and previous.get("batch_id") != batch_id and fresh:
+            if (
+                status == TrackerStatus.PROCESSING
+                and previous.get("batch_id") != batch_id
+                and fresh
+            ):
                 return False
         condition, values = self._unchanged(previous)
         # Attempts stay with the content: a new ETag has had none.
@@ -247,7 +251,9 @@ class Tracker:
         try:
             self.table.update_item(
                 Key={"file_key": item["file_key"]},
-                UpdateExpression="SET #s = :status, #e = :reason, batch_id = :batch, updated_at = :now",
+                UpdateExpression=(
+                    "SET #s = :status, #e = :reason, batch_id = :batch, updated_at = :now"
+                ),
                 ConditionExpression=condition,
                 ExpressionAttributeNames={"#s": "status", "#e": "error"},
                 ExpressionAttributeValues={
