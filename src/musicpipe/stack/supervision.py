@@ -1,7 +1,8 @@
 """The supervisor's rules, as plain functions: which services it restarts, after how long, when
 it gives up, and how what it saw is written down for `status`.
 
-Like Compose's ``restart: unless-stopped``, a service that dies is started again: after a delay
+Like Compose's ``restart: unless-stopped``, a service that dies is started again (one stopped on
+purpose, whose PID file ``stop()`` removed, is not): after a delay
 that starts at ``backoff_s`` and doubles with each restart still inside the window, up to
 ``max_backoff_s``; once ``limit`` restarts fall inside ``window_s`` seconds, the next death is
 not followed by a restart (given up until the next `up`). moto is watched but never restarted:
@@ -45,6 +46,7 @@ class Watch:
     restart_at: float | None = None  # a restart is due then
     given_up: bool = False
     dead: bool = False  # seen dead and handled; a new death is one after it runs again
+    stopped: bool = False  # stopped on purpose (its PID file is gone): not restarted
 
     @property
     def restarts(self) -> int:
@@ -52,6 +54,8 @@ class Watch:
 
     def describe(self) -> str:
         """The supervision of this service, in a few words."""
+        if self.stopped:
+            return "stopped on purpose, not restarted"
         if self.name in NOT_RESTARTED:
             return "died, not restarted" if self.dead else "watched"
         if self.given_up:
@@ -112,6 +116,20 @@ def record_death(watch: Watch, policy: RestartPolicy, now: float, exit_text: str
     return f"{watch.name} died ({exit_text}); restarting in {delay:g} s"
 
 
+def record_stop(watch: Watch) -> str | None:
+    """The service is not running and has no PID file: someone stopped it (``stop()``), so it
+    is left stopped, a pending restart too. The log line, the first time."""
+    if watch.stopped:
+        return None
+    watch.stopped, watch.dead, watch.restart_at = True, False, None
+    return f"{watch.name} was stopped on purpose (its PID file is gone): not restarted"
+
+
+def record_running(watch: Watch) -> None:
+    """It runs (restarted here, or started by someone else): a death after this is new."""
+    watch.dead, watch.stopped, watch.restart_at = False, False, None
+
+
 def restart_due(watch: Watch, now: float) -> bool:
     return watch.dead and watch.restart_at is not None and now >= watch.restart_at
 
@@ -136,6 +154,7 @@ def to_document(pid: int, started_at: float, policy: RestartPolicy, watches: Ite
                 "last_exit": w.last_exit,
                 "given_up": w.given_up,
                 "dead": w.dead,
+                "stopped": w.stopped,
                 "restart_at": w.restart_at,
                 "supervision": w.describe(),
             }

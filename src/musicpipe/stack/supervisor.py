@@ -33,6 +33,8 @@ from musicpipe.stack.supervision import (
     describe_exit,
     record_death,
     record_restart,
+    record_running,
+    record_stop,
     restart_due,
     to_document,
 )
@@ -108,12 +110,17 @@ class Supervisor:
         for name, process in self.processes.items():
             watch = self.watches[name]
             if process.is_running():
-                # Back (restarted here, or by someone else): a death after this is a new one.
-                watch.dead, watch.restart_at = False, None
+                record_running(watch)
+                continue
+            rec = process.record()
+            if rec is None:  # stopped on purpose, as `restart: unless-stopped` leaves it
+                line = record_stop(watch)
+                if line:
+                    log(line)
+                    changed = True
                 continue
             if not watch.dead:
                 self.reap()  # it may have died since the last reap: its status is ours then
-                rec = process.record() or {}
                 status = self.exits.pop(int(rec.get("pid", -1)), None)
                 log(record_death(watch, self.policy, now, describe_exit(status)))
                 changed = True
