@@ -15,6 +15,7 @@ import pytest
 
 from musicpipe.aws.local import LocalAws
 from musicpipe.processes import TOKEN_ENV, ManagedProcess, is_alive, token_carriers
+from musicpipe.stack.base import GLUE_HEALTH_PATH, http_ok
 
 from ..conftest import isolated_env, run_cli
 
@@ -77,9 +78,16 @@ def kill(stack, name: str) -> int:
 
 
 def glue_back(stack, old_pid: int) -> bool:
-    """The emulator runs again as a new process and `status` calls it healthy."""
+    """The emulator runs again as a new process and answers its health check."""
     pid = process(stack, "glue").pid()
-    return pid not in (None, old_pid) and status(stack)[1]["glue (emulator)"]["state"] == "healthy"
+    return pid not in (None, old_pid) and http_ok(
+        f"http://127.0.0.1:{stack['MUSICPIPE_GLUE_PORT']}{GLUE_HEALTH_PATH}"
+    )
+
+
+def supervision(stack) -> dict:
+    """What the supervisor last wrote for `status`."""
+    return json.loads(Path(stack["MUSICPIPE_STATE_DIR"], "supervision.json").read_text())
 
 
 def our_carriers(stack) -> list[psutil.Process]:
@@ -131,6 +139,7 @@ def test_a_killed_glue_emulator_comes_back_and_its_lost_run_fails(stack, tmp_pat
     print(f"Glue emulator healthy again {took:.1f} s after kill -9")
     code, services = status(stack)
     assert code == 0
+    assert services["glue (emulator)"]["state"] == "healthy"
     assert services["glue (emulator)"]["restarts"] == 1
     assert services["glue (emulator)"]["last_death"] is not None
     # Started by `up`, whose process has ended: not the supervisor's child.
@@ -158,7 +167,7 @@ def test_past_the_restart_limit_it_gives_up_and_up_starts_it_again(stack):
     assert glue["last_exit"] == "killed by signal 9 (SIGKILL)"
     supervisor = psutil.Process(process(stack, "supervisor").pid())
     killed = kill(stack, "glue")
-    wait_for(lambda: status(stack)[1]["supervisor"]["state"] == "given up", 15, "given up")
+    wait_for(lambda: supervision(stack)["services"]["glue"]["given_up"], 15, "given up")
     code, services = status(stack)
     assert code == 1  # a service is down
     glue = services["glue (emulator)"]
@@ -179,12 +188,7 @@ def test_past_the_restart_limit_it_gives_up_and_up_starts_it_again(stack):
 
 def test_a_killed_moto_is_not_restarted_and_status_says_run_up(stack):
     kill(stack, "moto")
-    supervision = Path(stack["MUSICPIPE_STATE_DIR"], "supervision.json")
-    wait_for(
-        lambda: json.loads(supervision.read_text())["services"]["moto"]["dead"],
-        10,
-        "the supervisor saw moto die",
-    )
+    wait_for(lambda: supervision(stack)["services"]["moto"]["dead"], 10, "moto seen dead")
     # Twice the first backoff: a restart would have happened by now.
     time.sleep(2)
     assert not process(stack, "moto").is_running()

@@ -99,7 +99,13 @@ class Supervisor:
         )
         self.write()
         while not self.stopping.is_set():
-            self.tick(time.time())
+            if not self.stack.settings.state_dir.is_dir():
+                log(f"the state folder {self.stack.settings.state_dir} is gone: stopping")
+                break
+            try:
+                self.tick(time.time())
+            except Exception as exc:  # one bad look (a file half written) must not end it
+                log(f"error while watching: {type(exc).__name__}: {exc}")
             self.stopping.wait(TICK_S)
         self.reap()
         log("stopped")
