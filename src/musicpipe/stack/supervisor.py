@@ -88,7 +88,7 @@ class Supervisor:
         return stack.glue.start(stack.glue_command(), stack.service_env(), grace=LEFTOVER_GRACE_S)
 
     def _airflow_starter(self, component: str) -> Callable[[], int]:
-        return lambda: self.stack.airflow.start_component(component)
+        return lambda: self.stack.airflow.start_component(component, grace=LEFTOVER_GRACE_S)
 
     # -- the loop ----------------------------------------------------------------------------
     def run(self) -> None:
