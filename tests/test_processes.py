@@ -11,7 +11,7 @@ from pathlib import Path
 
 import psutil
 
-from musicpipe.processes import ManagedProcess, create_time, is_alive
+from musicpipe.processes import TOKEN_ENV, ManagedProcess, create_time, is_alive, token_carriers
 
 
 def _wait_for_file(path: Path, lines: int = 1, timeout: float = 10) -> list[int]:
@@ -23,6 +23,24 @@ def _wait_for_file(path: Path, lines: int = 1, timeout: float = 10) -> list[int]
                 return pids
         time.sleep(0.05)
     raise AssertionError(f"{path} never had {lines} PIDs")
+
+
+def _start_with_workers(proc: ManagedProcess, worker: str, count: int = 1):
+    """Start ``proc`` as a leader running ``count`` copies of the shell command ``worker`` in
+    the background, as a scheduler runs its workers; the leader's PID and the workers'."""
+    pid_file = proc.state_dir / f"{proc.name}-workers.pid"
+    leader = proc.start(
+        ["bash", "-c", f"for i in $(seq {count}); do {worker} & echo $! >> {pid_file}; done; wait"],
+        env=dict(os.environ),
+    )
+    return leader, _wait_for_file(pid_file, lines=count)
+
+
+def _in_own_session(pid: int, parent_group: int) -> None:
+    """Wait until setsid has moved ``pid`` out of ``parent_group``."""
+    deadline = time.monotonic() + 10
+    while os.getpgid(pid) == parent_group and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def _gone(pid: int, timeout: float = 10) -> bool:
@@ -53,17 +71,8 @@ def test_what_a_killed_leader_left_in_its_group_is_stopped(tmp_path):
     """A scheduler killed with -9 leaves its workers in its process group; `down` must still
     end them, although the recorded process is gone."""
     proc = ManagedProcess("scheduler", tmp_path)
-    workers = tmp_path / "workers.pid"
-    leader = proc.start(
-        # The workers ignore SIGTERM, as Airflow's task workers were seen to.
-        [
-            "bash",
-            "-c",
-            f"for i in 1 2; do (trap '' TERM; exec sleep 300) & echo $! >> {workers}; done; wait",
-        ],
-        env=dict(os.environ),
-    )
-    pids = _wait_for_file(workers, lines=2)
+    # The workers ignore SIGTERM, as Airflow's task workers were seen to.
+    leader, pids = _start_with_workers(proc, "(trap '' TERM; exec sleep 300)", count=2)
     os.kill(leader, signal.SIGKILL)
     assert _gone(leader)
     assert not proc.is_running()  # the recorded process is dead…
@@ -161,3 +170,60 @@ def test_no_proc_filesystem_in_the_package():
         if needle + "/" in p.read_text() or f'"{needle}"' in p.read_text()
     ]
     assert offenders == []
+
+
+def test_each_child_carries_the_services_token(tmp_path):
+    proc = ManagedProcess("tokened", tmp_path)
+    _, (child,) = _start_with_workers(proc, "sleep 300")
+    try:
+        assert psutil.Process(child).environ()[TOKEN_ENV] == proc.token
+        assert str(tmp_path.resolve()) in proc.token and proc.token.endswith("::tokened")
+        assert {p.pid for p in token_carriers(proc.token)} == {proc.pid(), child}
+        # Another service's token is another: stopping one never reaches the other.
+        assert ManagedProcess("other", tmp_path).token != proc.token
+    finally:
+        proc.stop(timeout=1)
+
+
+def test_starting_again_first_ends_what_the_killed_run_left(tmp_path):
+    """`up` after a kill -9 used to overwrite the PID file, and the dead leader's worker (here
+    in a session of its own, ignoring SIGTERM) ran on for ever."""
+    proc = ManagedProcess("scheduler", tmp_path)
+    leader, (worker,) = _start_with_workers(proc, "setsid bash -c \"trap '' TERM; exec sleep 300\"")
+    _in_own_session(worker, leader)
+    os.kill(leader, signal.SIGKILL)
+    assert _gone(leader)
+    assert is_alive(worker) and not proc.is_running()
+    started = time.monotonic()
+    again = proc.start(["sleep", "300"], env=dict(os.environ), grace=1)
+    try:
+        assert _gone(worker), "the old run's worker outlived the new start"
+        assert time.monotonic() - started < 10
+        assert proc.pid() == again
+    finally:
+        proc.stop(timeout=1)
+
+
+def test_stop_ends_an_orphan_that_no_tree_reaches(tmp_path):
+    proc = ManagedProcess("orphaning", tmp_path)
+    leader, (orphan,) = _start_with_workers(proc, "setsid sleep 300")
+    _in_own_session(orphan, leader)
+    os.kill(leader, signal.SIGKILL)
+    assert _gone(leader)
+    assert os.getpgid(orphan) != leader and psutil.Process(orphan).ppid() != leader
+    assert proc.stop(timeout=5)
+    assert _gone(orphan)
+
+
+def test_a_supervisors_stop_leaves_the_services_it_started(tmp_path):
+    """The supervisor's children are services with PID files and tokens of their own, stopped
+    by `down` in their own order after it."""
+    supervisor = ManagedProcess("supervisor", tmp_path, children_are_services=True)
+    _, (service,) = _start_with_workers(supervisor, f"{TOKEN_ENV}=another-service setsid sleep 300")
+    _in_own_session(service, supervisor.pid())
+    try:
+        assert supervisor.stop(timeout=5)
+        assert not supervisor.is_running()
+        assert is_alive(service)
+    finally:
+        os.kill(service, signal.SIGKILL)
