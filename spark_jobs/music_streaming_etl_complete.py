@@ -7,8 +7,8 @@ computes the KPIs of every date the batch touched and stages them for the DAG's
 through --extra-py-files; this script reads the arguments and wires the AWS clients.
 
 Arguments (Glue job arguments): --raw_bucket --processed_bucket --quarantine_bucket
---tracker_table --metrics_namespace --pipeline_name --default_listen_duration_seconds, and per
-run --batch_id (default: derived from the run id) and --stream_keys (comma-separated raw keys;
+--tracker_table --metrics_namespace --pipeline_name --default_listen_duration_seconds
+(--claim_window_seconds: when a claim is stale, data contract §8.1), and per run --batch_id (default: derived from the run id) and --stream_keys (comma-separated raw keys;
 default: those the batch's validation report passed; without a report, every streams/*.csv
 not yet COMPLETED with its current content).
 """
@@ -20,6 +20,7 @@ from awsglue.utils import getResolvedOptions
 from pyspark.sql import SparkSession
 
 from musicpipe.etl.job import EtlArgs, EtlJob
+from musicpipe.pipeline.tracker import STALE_CLAIM_SECONDS as CLAIM_WINDOW_DEFAULT
 
 # JOB_RUN_ID is one of Glue's own arguments: getResolvedOptions always returns it.
 REQUIRED = [
@@ -32,7 +33,7 @@ REQUIRED = [
     "pipeline_name",
     "default_listen_duration_seconds",
 ]
-OPTIONAL = ["batch_id", "stream_keys"]
+OPTIONAL = ["batch_id", "stream_keys", "claim_window_seconds"]
 
 
 def main() -> None:
@@ -53,6 +54,7 @@ def main() -> None:
             pipeline_name=args["pipeline_name"],
             listen_duration_s=int(args["default_listen_duration_seconds"]),
             stream_keys=[k.strip() for k in args.get("stream_keys", "").split(",") if k.strip()],
+            claim_window_s=int(args.get("claim_window_seconds") or CLAIM_WINDOW_DEFAULT),
         ),
         s3=boto3.client("s3"),
         dynamodb=boto3.resource("dynamodb"),

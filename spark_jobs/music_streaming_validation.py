@@ -48,6 +48,10 @@ def resolve_args(argv: list[str]) -> ValidationArgs:
     stream_keys = ""
     if "--stream_keys" in argv:
         stream_keys = getResolvedOptions(argv, ["stream_keys"])["stream_keys"] or ""
+    window: dict[str, int] = {}
+    if "--claim_window_seconds" in argv:
+        seconds = getResolvedOptions(argv, ["claim_window_seconds"])["claim_window_seconds"]
+        window["claim_window_s"] = int(seconds)
     return ValidationArgs(
         batch_id=args["batch_id"],
         raw_bucket=args["raw_bucket"],
@@ -56,6 +60,7 @@ def resolve_args(argv: list[str]) -> ValidationArgs:
         tracker_table=args["tracker_table"],
         reject_threshold=args["validation_reject_threshold"],
         stream_keys=stream_keys,
+        **window,
     )
 
 

@@ -216,6 +216,7 @@ class Manifest:
             "--pipeline_name": n["pipeline_name"],
             "--validation_reject_threshold": str(s["validation_reject_threshold"]),
             "--default_listen_duration_seconds": str(s["default_listen_duration_seconds"]),
+            "--claim_window_seconds": str(s["claim_window_seconds"]),
             "--extra-py-files": self.extra_py_files,
         }
 

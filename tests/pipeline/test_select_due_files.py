@@ -162,3 +162,30 @@ def test_a_reprocess_mark_makes_a_waiting_file_due(env):
     # The next claim counts from 1 again.
     assert tracker.claim("streams/s1.csv", item["etag"], "b-again")
     assert tracker.get("streams/s1.csv")["attempts"] == 1
+
+
+def test_the_claim_window_of_the_manifest_is_the_jobs_too(env, tmp_path):
+    """The judge takes a claim older than claim_window_seconds; the job that then claims it must
+    agree (its Tracker gets the window from --claim_window_seconds), or the taken file would be
+    refused by the ETL and wait for the fixed two hours."""
+    s3, ddb, _ = env
+    key = "streams/window.csv"
+    s3.put_object(Bucket=RAW, Key=key, Body=STREAM)
+    etag = s3.head_object(Bucket=RAW, Key=key)["ETag"].strip('"')
+    assert Tracker(ddb, TRACKER).claim(key, etag, "b-hung", run_id="jr_hung")
+    ddb.Table(TRACKER).update_item(  # claimed ten minutes ago by a run Glue says still runs
+        Key={"file_key": key},
+        UpdateExpression="SET claimed_epoch = :e",
+        ExpressionAttributeValues={":e": Decimal(int(time.time()) - 600)},
+    )
+
+    def alive(run_id: str) -> bool:
+        return True
+
+    assert not Tracker(ddb, TRACKER).claim(key, etag, "b-next", run_is_alive=alive)
+    assert Tracker(ddb, TRACKER, claim_window_seconds=300).claim(
+        key, etag, "b-next", run_is_alive=alive
+    )
+    manifest = load_manifest(cwd=tmp_path, environ={"MUSICPIPE_CLAIM_WINDOW_SECONDS": "300"})
+    for job in manifest.glue_jobs:
+        assert job.default_arguments["--claim_window_seconds"] == "300"

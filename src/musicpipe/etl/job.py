@@ -76,6 +76,7 @@ class EtlArgs:
     pipeline_name: str
     listen_duration_s: int = 180
     stream_keys: list[str] = field(default_factory=list)
+    claim_window_s: int = trk.STALE_CLAIM_SECONDS
 
 
 @dataclass
@@ -125,7 +126,7 @@ class EtlJob:
         self.s3 = s3
         self.cloudwatch = cloudwatch
         self.glue = glue
-        self.tracker = trk.Tracker(dynamodb, args.tracker_table)
+        self.tracker = trk.Tracker(dynamodb, args.tracker_table, args.claim_window_s)
         self.store = EventStore(s3, args.processed_bucket)
         self.started = time.time()
         self.claims = Claims(args, s3, glue, self.tracker, self.log)

@@ -39,8 +39,14 @@ def epoch_decimal(epoch: float) -> Decimal:
 
 
 class Tracker:
-    def __init__(self, dynamodb_resource, table_name: str) -> None:
+    def __init__(
+        self, dynamodb_resource, table_name: str, claim_window_seconds: int = STALE_CLAIM_SECONDS
+    ) -> None:
         self.table = dynamodb_resource.Table(table_name)
+        # The manifest's claim_window_seconds (§8.1): the retry judge and the jobs that claim
+        # must agree on when a PROCESSING claim is stale, or the judge would take a claim the
+        # ETL then refuses.
+        self.claim_window_seconds = claim_window_seconds
 
     def get(self, file_key: str) -> dict | None:
         return self.table.get_item(Key={"file_key": file_key}, ConsistentRead=True).get("Item")
@@ -75,7 +81,7 @@ class Tracker:
             return False
         if previous and previous.get("status") == TrackerStatus.PROCESSING:
             mine = previous.get("batch_id") == batch_id
-            fresh = int(previous.get("claimed_epoch", 0)) > time.time() - STALE_CLAIM_SECONDS
+            fresh = int(previous.get("claimed_epoch", 0)) > time.time() - self.claim_window_seconds
             alive = run_is_alive is None or run_is_alive(str(previous.get("run_id", "")))
             if not mine and fresh and alive:
                 return False
@@ -140,7 +146,7 @@ class Tracker:
             status = previous.get("status")
             if status == TrackerStatus.COMPLETED and previous.get("etag") == etag:
                 return False
-            fresh = int(previous.get("claimed_epoch", 0)) > time.time() - STALE_CLAIM_SECONDS
+            fresh = int(previous.get("claimed_epoch", 0)) > time.time() - self.claim_window_seconds
             if (
                 status == TrackerStatus.PROCESSING
                 and previous.get("batch_id") != batch_id

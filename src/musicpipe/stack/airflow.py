@@ -92,6 +92,11 @@ class AirflowServices(AirflowApi):
             AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL="5",
             AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL="30",
             AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK="False",
+            # A killed scheduler's task instances are reset once its heartbeat is older than
+            # scheduler_health_check_threshold (30 s) and the orphan check runs: every 300 s by
+            # default. Every 15 s, so a scheduler the supervisor restarts picks its run up
+            # again within a minute, not five.
+            AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL="15",
             AIRFLOW_CONN_AWS_DEFAULT=json.dumps(
                 aws_connection(self.manifest, s.aws_endpoint, s.glue_endpoint)
             ),

@@ -41,7 +41,7 @@ from musicpipe.contract.validation import (
     validate_stream_file,
 )
 from musicpipe.pipeline.quarantine import QuarantineError, quarantine_file
-from musicpipe.pipeline.tracker import Tracker
+from musicpipe.pipeline.tracker import STALE_CLAIM_SECONDS, Tracker
 
 # A missing object, or a missing bucket: either way the file "does not exist".
 MISSING_CODES = (*NOT_FOUND_CODES, "NoSuchBucket")
@@ -58,6 +58,7 @@ class ValidationArgs:
     # file FAILS.
     reject_threshold: str
     stream_keys: str = ""
+    claim_window_s: int = STALE_CLAIM_SECONDS
 
     def __post_init__(self) -> None:
         if not self.batch_id or "/" in self.batch_id:
@@ -100,7 +101,7 @@ class ValidationJob:
     def __init__(self, args: ValidationArgs, s3, dynamodb) -> None:
         self.args = args
         self.s3 = s3
-        self.tracker = Tracker(dynamodb, args.tracker_table)
+        self.tracker = Tracker(dynamodb, args.tracker_table, args.claim_window_s)
 
     def log(self, message: str) -> None:
         print(message, flush=True)
