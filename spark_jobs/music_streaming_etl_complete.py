@@ -8,9 +8,10 @@ through --extra-py-files; this script reads the arguments and wires the AWS clie
 
 Arguments (Glue job arguments): --raw_bucket --processed_bucket --quarantine_bucket
 --tracker_table --metrics_namespace --pipeline_name --default_listen_duration_seconds
-(--claim_window_seconds: when a claim is stale, data contract §8.1), and per run --batch_id (default: derived from the run id) and --stream_keys (comma-separated raw keys;
-default: those the batch's validation report passed; without a report, every streams/*.csv
-not yet COMPLETED with its current content).
+--claim_window_seconds (when a claim is stale, data contract §8.1), and per run --batch_id
+(default: derived from the run id) and --stream_keys (comma-separated raw keys; default: those
+the batch's validation report passed; without a report, every streams/*.csv not yet COMPLETED
+with its current content).
 """
 
 import sys

@@ -27,8 +27,8 @@ import sys
 import boto3
 from awsglue.utils import getResolvedOptions
 
-# What the job reads (musicpipe.contract.layout); tests/validation/test_validation_job.py holds them to
-# the manifest's.
+# What the job reads (musicpipe.contract.layout); tests/validation/test_validation_job.py holds
+# them to the manifest's.
 from musicpipe.contract.layout import SONGS_KEY, STREAMS_PREFIX, USERS_KEY  # noqa: F401
 from musicpipe.validation.job import ValidationArgs, ValidationJob
 
