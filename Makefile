@@ -79,8 +79,8 @@ test: $(STAMP)
 # actionlint is built from its Go module the first time (tools/actionlint.sh); ACTIONLINT= skips it.
 ACTIONLINT ?= tools/actionlint.sh
 lint: $(STAMP)
-	$(BIN)/ruff check src tests airflow bench
-	$(BIN)/ruff format --check src tests airflow bench
+	$(BIN)/ruff check src tests airflow bench spark_jobs
+	$(BIN)/ruff format --check src tests airflow bench spark_jobs
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 	$(if $(ACTIONLINT),$(ACTIONLINT) .github/workflows/*.yml)
