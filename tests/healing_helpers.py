@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -107,8 +108,13 @@ class Healing(View):
     """The test_pipeline_e2e view, plus what the fault tests look at."""
 
     def upload(self, batch: Batch) -> None:
-        for path, key in zip(batch.paths, batch.keys, strict=True):
-            self.s3.upload_file(str(path), RAW, key)
+        """Every file of the batch at once (a few uploads in flight), as a burst arrives."""
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            done = pool.map(
+                lambda pair: self.s3.upload_file(str(pair[0]), RAW, pair[1]),
+                zip(batch.paths, batch.keys, strict=True),
+            )
+            list(done)  # raises the first upload error
 
     def statuses(self, keys: Iterable[str]) -> dict[str, str]:
         tracker = self.tracker()
@@ -147,6 +153,17 @@ class Healing(View):
                 assert tracker[key]["attempts"] == attempts, tracker[key]
         return tracker
 
+    def burst(self, batch: Batch, timeout: float) -> float:
+        """Drop the batch at once and wait until every file is done; check each was processed
+        once (attempts 1, archived once) with the oracle's KPIs. Returns the seconds from the
+        first upload to the last file archived."""
+        started = time.monotonic()
+        self.upload(batch)
+        self.wait_done(batch.keys, timeout)
+        seconds = time.monotonic() - started
+        self.assert_healed(batch, attempts=1)
+        return seconds
+
     def settle(self, timeout: float = 180) -> None:
         """Until no DAG run is queued or running (between two timer runs)."""
         wait_for(
@@ -155,7 +172,7 @@ class Healing(View):
             "no active DAG run",
         )
 
-    def runs(self, since: datetime):
+    def runs(self, since: datetime | None = None):
         return run_views(self.stack.airflow, since)
 
     def task_running(self, task_id: str, state: str = "running") -> str | None:
