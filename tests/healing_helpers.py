@@ -10,6 +10,7 @@ with the oracle over its own files alone, whatever the other scenarios did.
 from __future__ import annotations
 
 import json
+import secrets
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -46,17 +47,39 @@ RETRY_ENV = {
 # is older than scheduler_health_check_threshold (30 s, kept) and the orphan check runs: every
 # orphaned_tasks_check_interval, 300 s by default. The embedded stack drops the AIRFLOW*
 # variables of its own environment, so the setting goes into the Airflow home's airflow.cfg,
-# which Airflow reads under its environment.
+# which Airflow reads under its environment. A file written before Airflow's first start must
+# also hold the secrets Airflow would otherwise write there itself: without a shared
+# jwt_secret each component makes its own, and the api-server refuses every task's token
+# ("Signature verification failed").
 AIRFLOW_CFG = """\
+[core]
+fernet_key = {fernet}
+
+[api]
+secret_key = {secret}
+
+[api_auth]
+jwt_secret = {jwt}
+
 [scheduler]
 orphaned_tasks_check_interval = 15
 """
 
 
 def prepare_airflow_home(state_dir: Path) -> None:
+    from cryptography.fernet import Fernet
+
     home = state_dir / "airflow"
     home.mkdir(parents=True, exist_ok=True)
-    (home / "airflow.cfg").write_text(AIRFLOW_CFG)
+    cfg = home / "airflow.cfg"
+    cfg.write_text(
+        AIRFLOW_CFG.format(
+            fernet=Fernet.generate_key().decode(),
+            secret=secrets.token_urlsafe(16),
+            jwt=secrets.token_urlsafe(32),
+        )
+    )
+    cfg.chmod(0o600)
 
 
 def day_files(folder: Path, day: date, names: Iterable[str], rows: int = 60) -> list[Path]:

@@ -113,20 +113,16 @@ def test_airflow_scheduler_killed_mid_run(stack, view, tmp_path):
     assert restarts(stack.env, "airflow scheduler") >= 1
 
 
-def test_airflow_triggerer_killed_while_the_sensor_is_deferred(stack, view, tmp_path):
+def test_airflow_triggerer_killed_while_it_holds_the_arrivals(stack, view, tmp_path):
+    """The triggerer runs the deferred work of the DAG: the AssetWatcher on the arrivals queue
+    (and a deferred sensor, which select_due_files no longer lets happen: the sensor only runs
+    for files it found). Killed right after the upload, the arrival may die with it; the
+    restarted triggerer or the retry timer still takes the files."""
     files = batch(tmp_path, date(2026, 3, 4), "triggerer-kill", "t1.csv", "t2.csv")
-    # An arrival before its file: the run's sensor finds nothing and defers to the triggerer.
-    url = view.sqs.get_queue_url(QueueName=stack.manifest.arrivals_queue)["QueueUrl"]
-    record = {"eventName": "ObjectCreated:Put", "s3": {"bucket": {"name": RAW}}}
-    record["s3"]["object"] = {"key": files.keys[0]}
-    view.sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"Records": [record]}))
-    wait_for(
-        lambda: view.task_running("wait_for_streams_files", "deferred"), 120, "a deferred sensor"
-    )
     triggerer = service_pid(stack.env, "airflow triggerer")
-    doomed = tree(triggerer)
-    kill9(psutil.Process(triggerer))
+    doomed = tree(triggerer)  # with its trigger runner
     view.upload(files)
+    kill9(psutil.Process(triggerer))
 
     view.wait_done(files.keys, HEAL_TIMEOUT)
     view.assert_healed(files)
