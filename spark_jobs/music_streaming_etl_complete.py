@@ -1,14 +1,16 @@
 """Glue 5.1 PySpark job `music_streaming_etl_complete` (docs/data-contract.md §3).
 
-Cleans, checks, joins and deduplicates the batch's stream files, stores enriched events as
-Parquet, computes the KPIs of every date the batch touched and stages them for the DAG's
+Cleans, checks, joins and deduplicates the batch's stream files (each at the version the
+batch's validation passed; one that fails does so alone), stores enriched events as Parquet,
+computes the KPIs of every date the batch touched and stages them for the DAG's
 `write_kpis_to_dynamodb` task. The logic lives in the `musicpipe` package this job receives
 through --extra-py-files; this script reads the arguments and wires the AWS clients.
 
 Arguments (Glue job arguments): --raw_bucket --processed_bucket --quarantine_bucket
 --tracker_table --metrics_namespace --pipeline_name --default_listen_duration_seconds, and per
 run --batch_id (default: derived from the run id) and --stream_keys (comma-separated raw keys;
-default: every streams/*.csv not yet COMPLETED with its current content).
+default: those the batch's validation report passed; without a report, every streams/*.csv
+not yet COMPLETED with its current content).
 """
 
 import sys
@@ -58,7 +60,10 @@ def main() -> None:
         glue=boto3.client("glue"),
     )
     result = job.run()
-    print(f"ETL done: {len(result['files'])} files, dates {result['dates']}")
+    # Files that failed alone do not fail the run: the DAG's fail_on_failed_files names them
+    # after the good files' KPIs are written and archived.
+    failed = result["files_failed"]
+    print(f"ETL done: {len(result['files'])} files, {len(failed)} failed, dates {result['dates']}")
     spark.stop()
 
 

@@ -25,6 +25,7 @@ def test_defaults_are_the_spec_names(tmp_path):
         "realtime_etl_processing",
         "write_kpis_to_dynamodb",
         "archive_processed_files",
+        "fail_on_failed_files",
     )
     assert m.source == ()
 

@@ -9,12 +9,14 @@ run whose files an earlier run already took ends on the skip path).
     wait_for_streams_files → validate_data_quality → check_validation_status
         ├→ realtime_etl_processing → write_kpis_to_dynamodb ─┐
         ├→ validation_failed   (report path in the log; bad  ├→ archive_processed_files
-        │                       files are in quarantine)     │
+        │                       files are in quarantine)     │    → fail_on_failed_files
         └→ no_new_files        (nothing new waiting) ────────┘
 
 archive_processed_files ends every run that did not fail: it archives the files the run
 completed, and unchanged re-uploads of COMPLETED files (already counted, never processed
-again), which otherwise take the skip path and would wait in streams/ for ever.
+again), which otherwise take the skip path and would wait in streams/ for ever. Then
+fail_on_failed_files ends the run red if a stream file failed alone in the ETL (the Glue run
+succeeds then, so that the other files are written and archived first), naming each.
 
 Configuration: the Airflow Variable ``music_streaming_pipeline`` (JSON; see
 musicpipe/dag/config.py and docs/airflow.md) and the AWS connection it names (default
@@ -190,6 +192,21 @@ with DAG(
             )
         return results
 
+    # all_success, spelled out: it runs exactly when archive_processed_files succeeded, and
+    # that task ends every branch, so this runs after the ETL as after the skip and failure
+    # branches. Not "all_done": Airflow judges a run by its last tasks, so this one succeeding
+    # after a failed ETL, write or archive would turn that failed run green; upstream_failed
+    # keeps it red. No retries: the verdict is read from the staging manifest and does not
+    # change.
+    @task(task_id="fail_on_failed_files", trigger_rule="all_success", retries=0)
+    def fail_on_failed_files(run_id=None) -> None:
+        from musicpipe.dag import steps
+
+        s3, _, _ = _hooks()
+        steps.fail_on_failed_files(
+            s3, processed_bucket=cfg.processed_bucket, batch_id=batch_id_for(run_id)
+        )
+
     @task(task_id="validation_failed")
     def validation_failed(run_id=None) -> None:
         # Not a crash: the report says what failed and the files are in quarantine.
@@ -208,4 +225,4 @@ with DAG(
     wait_for_streams_files >> validate_data_quality >> branch
     branch >> realtime_etl_processing >> written
     branch >> [failed, no_new_files]
-    [written, failed, no_new_files] >> archive_processed_files()
+    [written, failed, no_new_files] >> archive_processed_files() >> fail_on_failed_files()

@@ -65,10 +65,12 @@ DAG_TASK_IDS = (
     "realtime_etl_processing",
     "write_kpis_to_dynamodb",
     "archive_processed_files",
+    "fail_on_failed_files",
 )
 
 METRIC_NAMES = (
     "FilesProcessed",
+    "FilesFailed",
     "FilesQuarantined",
     "RowsAccepted",
     "RowsRejected",

@@ -12,6 +12,7 @@ from musicpipe.contract.layout import (
     ARCHIVE_PREFIX,
     EVENTS_PREFIX,
     KPI_PARQUET_PREFIX,
+    PINNED_PREFIX,
     QUARANTINE_FILES_PREFIX,
     REASON_SUFFIX,
     REJECTED_ROWS_PREFIX,
@@ -20,6 +21,8 @@ from musicpipe.contract.layout import (
     STAGING_PREFIX,
     STREAMS_PREFIX,
     USERS_KEY,
+    pinned_key,
+    pinned_prefix,
     rejected_rows_key,
     report_key,
     staging_prefix,
@@ -46,6 +49,7 @@ def test_the_layout_values():
         "EVENTS_PREFIX": "processed/streams/",
         "STAGING_PREFIX": "kpis/staging/",
         "KPI_PARQUET_PREFIX": "kpis/",
+        "PINNED_PREFIX": "pinned/",
         "QUARANTINE_FILES_PREFIX": "quarantine/files/",
         "REASON_SUFFIX": ".reason.json",
         "REJECTED_ROWS_PREFIX": "quarantine/rows/",
@@ -57,6 +61,10 @@ def test_the_layout_values():
     assert report_key("b1") == "validation_reports/b1/report.json"
     assert staging_prefix("b1") == "kpis/staging/b1/"
     assert rejected_rows_key("b1", "streams1") == "quarantine/rows/b1/streams1.csv"
+    assert pinned_prefix("b1") == "pinned/b1/"
+    # A pinned copy keeps the raw key below the batch's folder, so its source name is the same.
+    assert pinned_key("b1", "streams/a/b.csv") == "pinned/b1/streams/a/b.csv"
+    assert pinned_key("b1", SONGS_KEY).startswith(PINNED_PREFIX)
 
 
 def test_the_manifest_re_exports_the_same_objects():

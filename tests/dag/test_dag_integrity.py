@@ -73,12 +73,16 @@ def test_spec_tasks_and_branch(loaded):
     # Every branch ends with the archive step (unchanged re-uploads take the other two).
     assert down[VALIDATION_FAILED_TASK] == {"archive_processed_files"}
     assert down[NO_NEW_FILES_TASK] == {"archive_processed_files"}
-    assert down["archive_processed_files"] == set()
+    # Then the verdict on files that failed alone; the last task, so the run's state.
+    assert down["archive_processed_files"] == {"fail_on_failed_files"}
+    assert down["fail_on_failed_files"] == set()
     assert (
         tasks["archive_processed_files"]["trigger_rule"]
         .lower()
         .endswith("none_failed_min_one_success")
     )
+    # Not all_done: a green last task after a failed archive would make the failed run green.
+    assert tasks["fail_on_failed_files"]["trigger_rule"].lower().endswith("all_success")
     assert "Branch" in tasks["check_validation_status"]["operator"]
 
 

@@ -12,6 +12,8 @@ Processed bucket (``processed_bucket``)::
     processed/streams/listen_date=D/source=F/       accepted events, Parquet (etl.store)
     kpis/staging/<batch_id>/{manifest.json,items.jsonl}   KPI items for the DAG (kpi_writer)
     kpis/<kind>/listen_date=D/                      KPIs as Parquet
+    pinned/<batch_id>/<key>                         the ETL's copy of an input at its validated
+                                                    ETag, deleted when the batch ends (etl.inputs)
 
 Quarantine bucket (``quarantine_bucket``)::
 
@@ -37,6 +39,7 @@ REPORT_KEY = "validation_reports/{batch_id}/report.json"
 EVENTS_PREFIX = "processed/streams/"
 STAGING_PREFIX = "kpis/staging/"
 KPI_PARQUET_PREFIX = "kpis/"
+PINNED_PREFIX = "pinned/"
 
 # -- quarantine bucket ---------------------------------------------------------------------
 QUARANTINE_FILES_PREFIX = "quarantine/files/"
@@ -57,3 +60,13 @@ def staging_prefix(batch_id: str) -> str:
 def rejected_rows_key(batch_id: str, stem: str) -> str:
     """``quarantine/rows/<batch_id>/<stem>.csv``: a stream file's rejected rows."""
     return f"{REJECTED_ROWS_PREFIX}{batch_id}/{stem}.csv"
+
+
+def pinned_prefix(batch_id: str) -> str:
+    """``pinned/<batch_id>/``: the folder of the ETL's pinned input copies of a batch."""
+    return f"{PINNED_PREFIX}{batch_id}/"
+
+
+def pinned_key(batch_id: str, key: str) -> str:
+    """``pinned/<batch_id>/<key>``: the copy of raw ``key`` that the batch's Spark reads."""
+    return pinned_prefix(batch_id) + key

@@ -13,12 +13,12 @@ from datetime import UTC, datetime
 
 from botocore.exceptions import ClientError
 
-from musicpipe.aws.s3 import error_code
+from musicpipe.aws.s3 import error_code, read_or_none
 from musicpipe.contract.columns import STREAMS
 from musicpipe.contract.report import NO_STREAM_FILES
 from musicpipe.contract.status import ArchiveOutcome, ValidationStatus
 from musicpipe.pipeline.archiver import archive_already_counted, archive_completed_files
-from musicpipe.pipeline.kpi_writer import write_staged_kpis
+from musicpipe.pipeline.kpi_writer import staging_keys, write_staged_kpis
 from musicpipe.pipeline.metrics import end_to_end_latency_seconds, put_pipeline_metrics
 
 # Task ids of the branch targets (docs/data-contract.md §7 names the main path; these two end a
@@ -156,3 +156,34 @@ def archive(s3, dynamodb_resource, *, raw_bucket: str, tracker_table: str, keys:
         {"file_key": r.file_key, "status": str(r.status), "to": r.archived_key, "detail": r.detail}
         for r in results
     ]
+
+
+class FilesFailedError(RuntimeError):
+    """Stream files failed alone in the ETL; the batch's other files were written and archived."""
+
+
+def failed_files_message(failed: list[dict]) -> str | None:
+    """The run's verdict on the files that failed alone in the ETL (the staging manifest's
+    ``files_failed``), naming each with its error; None when none did."""
+    if not failed:
+        return None
+    named = []
+    for entry in failed:
+        key, error = entry.get("file_key", "?"), entry.get("error") or "no error recorded"
+        named.append(error if error.startswith(f"{key}:") else f"{key}: {error}")
+    return (
+        f"{len(failed)} stream file(s) failed in the ETL and were not processed (the other "
+        f"files of the batch were written and archived): {'; '.join(named)}. They are FAILED "
+        "in the tracker and taken again by the next run."
+    )
+
+
+def fail_on_failed_files(s3, *, processed_bucket: str, batch_id: str) -> None:
+    """fail_on_failed_files: raise FilesFailedError when the batch's staging manifest lists
+    files that failed alone. A run that did not reach the ETL has no manifest: nothing failed."""
+    manifest_key, _ = staging_keys(batch_id)
+    body = read_or_none(s3, processed_bucket, manifest_key)
+    failed = json.loads(body).get("files_failed", []) if body else []
+    message = failed_files_message(failed)
+    if message:
+        raise FilesFailedError(message)

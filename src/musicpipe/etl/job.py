@@ -1,9 +1,14 @@
 """The ETL job's steps in order (docs/data-contract.md §3), with the file tracker around them.
 
-claim files → load references and the batch → check rows, quarantine rejected ones →
-replace the files' stored events → KPIs of every touched date from all its events →
-stage DynamoDB items and KPI Parquet → tracker STAGED → metrics. Any failure after the claim
-marks the batch's files FAILED with the error (the next run retries them) and re-raises, so
+pin the validated references → pin and claim the validated stream files → load references
+and the batch → check headers, then rows (quarantining rejected ones) → replace the files'
+stored events → KPIs of every touched date from all its events → stage DynamoDB items and KPI
+Parquet → tracker STAGED → metrics; the pinned copies are deleted at the end (etl.inputs).
+
+A file that cannot be read or checked fails alone (etl.isolation): FAILED in the tracker with
+its own error, listed in the staging manifest's ``files_failed``, while the others go on. A
+failure after every file's rows are checked (events store, KPIs, staging) is not one file's:
+it marks the batch's files FAILED with the error (the next run retries them) and re-raises, so
 the Glue run fails with the script's error.
 """
 
@@ -13,30 +18,31 @@ import csv
 import io
 import json
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import reduce
 
+from botocore.exceptions import ClientError
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from musicpipe.aws.s3 import plain_etag
 from musicpipe.contract import kpis as contract_kpis
 from musicpipe.contract.columns import STREAMS, missing_columns
-from musicpipe.contract.keys import key_problem, refused_key_message
 from musicpipe.contract.layout import (
     KPI_PARQUET_PREFIX,
     SONGS_KEY,
-    STREAMS_PREFIX,
     USERS_KEY,
+    pinned_key,
     rejected_rows_key,
     staging_prefix,
 )
 from musicpipe.contract.rules import REASONS
 from musicpipe.contract.status import TrackerStatus
+from musicpipe.etl import isolation, transform
 from musicpipe.etl import kpis as spark_kpis
-from musicpipe.etl import transform
+from musicpipe.etl.claims import Claims
+from musicpipe.etl.inputs import Pinner, Validated
+from musicpipe.etl.kpi_parquet import write_kpi_parquet
 from musicpipe.etl.store import EventStore, read_header, source_name
 from musicpipe.pipeline import tracker as trk
 from musicpipe.pipeline.metrics import put_pipeline_metrics
@@ -81,6 +87,8 @@ class FileResult:
     rows_duplicate: int = 0
     rows_accepted: int = 0
     dates: list[str] = field(default_factory=list)
+    header: list[str] = field(default_factory=list)
+    error: str | None = None  # set when the file failed alone (FAILED in the tracker)
 
     def counts(self) -> dict[str, int]:
         return {
@@ -100,6 +108,16 @@ class HeaderGroup:
     rows: DataFrame
 
 
+@dataclass
+class CheckedBatch:
+    """The checked rows of some files (cached), their counts by file and reason, and each
+    header group with its checked rows."""
+
+    rows: DataFrame
+    counts: list
+    groups: list[tuple[DataFrame, HeaderGroup]]
+
+
 class EtlJob:
     def __init__(self, spark: SparkSession, args: EtlArgs, s3, dynamodb, cloudwatch, glue):
         self.spark = spark
@@ -110,151 +128,191 @@ class EtlJob:
         self.tracker = trk.Tracker(dynamodb, args.tracker_table)
         self.store = EventStore(s3, args.processed_bucket)
         self.started = time.time()
+        self.claims = Claims(args, s3, glue, self.tracker, self.log)
 
     def log(self, message: str) -> None:
         print(f"[{time.time() - self.started:7.1f} s] {message}", flush=True)
 
     # -- entry point -------------------------------------------------------------------------
     def run(self) -> dict:
-        files = self.claim_files()
+        a = self.args
+        pins = Pinner(self.s3, a.raw_bucket, a.processed_bucket, a.batch_id)
+        try:
+            return self._run(pins)
+        finally:
+            try:
+                self.log(f"deleted {pins.delete_all()} pinned copies")
+            except Exception as exc:  # never hides the run's own outcome
+                where = f"s3://{pins.bucket}/{pins.root()}"
+                self.log(f"could not delete the pinned copies {where}: {exc}")
+
+    def _run(self, pins: Pinner) -> dict:
+        validated = pins.read_validated()
+        if validated.report_url is None:
+            self.log(
+                f"no validation report for batch {self.args.batch_id} (a run by hand): each "
+                "file is processed at the ETag it has now, unvalidated"
+            )
+        else:
+            self.log(f"processing the versions validated in {validated.report_url}")
+        self.claims.pin_references(validated, pins)
+        files = self.claim_files(validated, pins)
         if not files:
             self.log("no new or changed stream files: nothing to process")
-            self.write_staging({}, [], [])
-            return {"files": [], "dates": []}
+            self.write_staging({}, [], [], [])
+            return {"files": [], "files_failed": [], "dates": []}
         try:
-            return self.process(files)
+            return self.process(files, pins)
         except Exception as exc:
             for f in files:
-                self.tracker.set_status(
-                    f.key,
-                    TrackerStatus.FAILED,
-                    self.args.batch_id,
-                    error=f"{type(exc).__name__}: {exc}",
-                )
+                if f.error is None:  # a file that failed alone keeps its own error
+                    self.tracker.set_status(
+                        f.key,
+                        TrackerStatus.FAILED,
+                        self.args.batch_id,
+                        error=f"{type(exc).__name__}: {exc}",
+                    )
             raise
 
-    # -- 1. claim ----------------------------------------------------------------------------
-    def candidate_keys(self) -> list[str]:
-        if self.args.stream_keys:
-            keys = sorted(set(self.args.stream_keys))
-        else:
-            keys = []
-            for page in self.s3.get_paginator("list_objects_v2").paginate(
-                Bucket=self.args.raw_bucket, Prefix=STREAMS_PREFIX
-            ):
-                keys += [o["Key"] for o in page.get("Contents", []) if o["Key"].endswith(".csv")]
-        # Validation quarantines a key that Hadoop would read as another path; should one get
-        # here anyway, it is left alone, so it cannot fail the other files of the batch.
-        readable = []
-        for key in sorted(keys):
-            problem = key_problem(key)
-            if problem is None:
-                readable.append(key)
-            else:
-                self.log(f"skip {refused_key_message(key, problem)}")
-        return readable
+    def fail(self, f: FileResult, error: str) -> None:
+        """``f`` failed alone: FAILED with its own error; the batch goes on without it."""
+        f.error = error
+        self.log(f"FAILED {error}")
+        self.tracker.set_status(f.key, TrackerStatus.FAILED, self.args.batch_id, error=error)
 
-    def run_is_alive(self, run_id: str) -> bool:
-        """Whether the Glue run holding a claim still runs (a killed run's claim is stale)."""
-        if not run_id or run_id == self.args.job_run_id:
-            return False
-        try:
-            run = self.glue.get_job_run(JobName=self.args.job_name, RunId=run_id)["JobRun"]
-        except Exception:
-            return False
-        return run["JobRunState"] in ("STARTING", "RUNNING", "STOPPING", "WAITING")
-
-    def claim_files(self) -> list[FileResult]:
+    # -- 1. pin the validated inputs, claim ------------------------------------------------
+    def claim_files(self, validated: Validated, pins: Pinner) -> list[FileResult]:
+        """The stream files pinned at their validated ETags and claimed (etl.claims); one
+        that S3 would not read is claimed and fails alone."""
         claimed = []
-        for key in self.candidate_keys():
-            try:
-                head = self.s3.head_object(Bucket=self.args.raw_bucket, Key=key)
-            except self.s3.exceptions.ClientError:
-                self.log(f"skip {key}: no longer in s3://{self.args.raw_bucket}")
-                continue
-            etag = plain_etag(head["ETag"])
-            if self.tracker.claim(
-                key, etag, self.args.batch_id, self.args.job_run_id, self.run_is_alive
-            ):
-                claimed.append(FileResult(key, etag))
-            else:
-                self.log(f"skip {key}: already COMPLETED with this content, or held by a live run")
+        for key, etag, error in self.claims.claim(validated, pins):
+            claimed.append(FileResult(key, etag))
+            if error:
+                self.fail(claimed[-1], error)
         return claimed
 
     # -- 2.–8. the claimed batch's steps ------------------------------------------------------
-    def process(self, files: list[FileResult]) -> dict:
+    def process(self, files: list[FileResult], pins: Pinner) -> dict:
         self.log(f"claimed {len(files)} files: {', '.join(f.key for f in files)}")
-        songs, users = self.load_references()
-        batch = self.load_batch(files)
-        checked_all = self.check_rows(files, batch, songs, users)
-        batch_events, previous_dates = self.distinct_events(files, checked_all)
-        self.replace_stored_events(batch_events, previous_dates)
-        touched = self.touched_dates(files, previous_dates)
-        days = self.compute_kpis(touched)
-        self.log(f"KPIs computed for {', '.join(touched)}")
-        self.write_staging(days, touched, files)
+        songs, users = self.load_references(pins)
+        self.check_headers(files, pins)
+        checked_all = self.check_rows(_alive(files), songs, users, pins)
+        good, failed = _alive(files), [f for f in files if f.error]
+        touched: list[str] = []
+        days: dict[str, dict] = {}
+        if checked_all is not None and good:
+            batch_events, previous_dates = self.distinct_events(good, checked_all)
+            self.replace_stored_events(batch_events, previous_dates)
+            touched = self.touched_dates(good, previous_dates)
+            days = self.compute_kpis(touched)
+            self.log(f"KPIs computed for {', '.join(touched)}")
+        self.write_staging(days, touched, good, failed)
         self.log("KPI items staged")
-        self.mark_staged(files)
-        self._metrics(files)
-        self.log_counts(files)
-        return {"files": [f.key for f in files], "dates": touched}
+        self.mark_staged(good)
+        self._metrics(good, failed)
+        self.log_counts(good)
+        return {
+            "files": [f.key for f in good],
+            "files_failed": [f.key for f in failed],
+            "dates": touched,
+        }
 
     # -- 2. load -----------------------------------------------------------------------------
-    def load_references(self) -> tuple[DataFrame, DataFrame]:
-        """songs.csv and users.csv as one row per key (cached: every group joins them)."""
-        songs = transform.songs_reference(self._read(SONGS_KEY)).cache()
-        users = transform.users_reference(self._read(USERS_KEY)).cache()
+    def load_references(self, pins: Pinner) -> tuple[DataFrame, DataFrame]:
+        """songs.csv and users.csv as one row per key (cached: every group joins them).
+
+        Read here, before any stream file: a reference Spark cannot read fails the batch, and
+        is never mistaken for a fault of each stream file that joins it."""
+        songs = transform.songs_reference(self._read(SONGS_KEY, pins)).cache()
+        users = transform.users_reference(self._read(USERS_KEY, pins)).cache()
+        self.log(f"references: {songs.count()} tracks, {users.count()} users")
         return songs, users
 
-    def load_batch(self, files: list[FileResult]) -> list[HeaderGroup]:
-        """The stream files' rows, grouped by header.
+    def check_headers(self, files: list[FileResult], pins: Pinner) -> None:
+        """Each file's header, from its pinned copy; a file without a required column (or
+        whose copy S3 will not read) fails alone, before Spark reads anything."""
+        for f in _alive(files):
+            try:
+                f.header = read_header(self.s3, pins.bucket, pinned_key(self.args.batch_id, f.key))
+            except ClientError as exc:
+                self.fail(f, isolation.unreadable_error(f.key, exc))
+                continue
+            missing = missing_columns(STREAMS, f.header)
+            if missing:
+                self.fail(f, isolation.missing_columns_error(f.key, f.header, missing))
+
+    def load_batch(self, files: list[FileResult], pins: Pinner) -> list[HeaderGroup]:
+        """The stream files' rows (their pinned copies), grouped by header.
 
         Files with the same header are read together (one scan); each group keeps its own
         column names, and every row knows its file."""
         groups: dict[tuple[str, ...], list[FileResult]] = {}
         for f in files:
-            header: Sequence[str] = read_header(self.s3, self.args.raw_bucket, f.key)
-            missing = missing_columns(STREAMS, header)
-            if missing:
-                raise ValueError(f"{f.key}: header lacks {', '.join(missing)}")
-            groups.setdefault(tuple(header), []).append(f)
+            groups.setdefault(tuple(f.header), []).append(f)
         batch = []
         for header, group in groups.items():
-            paths = [f"s3://{self.args.raw_bucket}/{f.key}" for f in group]
+            paths = [pins.url(f.key) for f in group]
             rows = transform.read_csv(self.spark, paths, list(header))
             batch.append(HeaderGroup(list(header), group, rows))
         return batch
 
-    def _read(self, key: str) -> DataFrame:
-        header = read_header(self.s3, self.args.raw_bucket, key)
-        return transform.read_csv(self.spark, f"s3://{self.args.raw_bucket}/{key}", header)
+    def _read(self, key: str, pins: Pinner) -> DataFrame:
+        header = read_header(self.s3, pins.bucket, pinned_key(self.args.batch_id, key))
+        return transform.read_csv(self.spark, pins.url(key), header)
 
     # -- 3. check and quarantine -------------------------------------------------------------
     def check_rows(
-        self, files: list[FileResult], batch: list[HeaderGroup], songs: DataFrame, users: DataFrame
-    ) -> DataFrame:
-        """Every row of the batch with its reject reason (cached); each file's rows read and
-        rejected by reason counted, and its rejected rows quarantined."""
-        checked_groups = [transform.check_rows(g.rows, songs, users) for g in batch]
-        checked_all = reduce(
-            DataFrame.unionByName, [checked.select(*CHECKED_COLUMNS) for checked in checked_groups]
-        ).cache()
+        self, files: list[FileResult], songs: DataFrame, users: DataFrame, pins: Pinner
+    ) -> DataFrame | None:
+        """Every row of the files with its reject reason (cached), or None when no file is
+        left; each file's rows read and rejected by reason counted, and its rejected rows
+        quarantined. Read and checked in one Spark pass; if that fails, each file alone
+        (isolation.whole_then_each), so the file Spark cannot read fails alone."""
+        if not files:
+            return None
+        by_key = {f.key: f for f in files}
 
+        def check(keys: list[str]) -> CheckedBatch:
+            return self._check([by_key[k] for k in keys], songs, users, pins, cache=True)
+
+        def probe(keys: list[str]) -> None:
+            self._check([by_key[k] for k in keys], songs, users, pins, cache=False)
+
+        isolated = isolation.whole_then_each(list(by_key), check, probe)
+        for key, exc in isolated.failed.items():
+            self.fail(by_key[key], isolation.spark_error(key, exc))
+        checked = isolated.result
+        if checked is None:
+            return None
         # Row accounting in one pass over all files: rows read and rejected by reason.
-        by_source = {source_name(f.key): f for f in files}
-        for row in checked_all.groupBy("_source", "_reason").count().collect():
+        by_source = {source_name(k): by_key[k] for k in isolated.ok}
+        for row in checked.counts:
             f = by_source[row["_source"]]
             f.rows_read += row["count"]
             if row["_reason"] is not None:
                 f.rows_rejected[row["_reason"]] = row["count"]
-        for checked, group in zip(checked_groups, batch, strict=True):
+        for rows, group in checked.groups:
             for f in group.files:
                 f.rows_rejected = {r: f.rows_rejected.get(r, 0) for r in REASONS}
                 if any(f.rows_rejected.values()):
-                    mine = checked.where(F.col("_source") == source_name(f.key))
+                    mine = rows.where(F.col("_source") == source_name(f.key))
                     self._quarantine_rows(f, mine, group.header)
         self.log("rows checked; rejected rows quarantined")
-        return checked_all
+        return checked.rows
+
+    def _check(self, files, songs, users, pins: Pinner, cache: bool) -> CheckedBatch:
+        """One Spark pass over ``files``: read, check every row, count by file and reason."""
+        batch = self.load_batch(files, pins)
+        groups = [transform.check_rows(g.rows, songs, users, pins.root()) for g in batch]
+        rows = reduce(DataFrame.unionByName, [c.select(*CHECKED_COLUMNS) for c in groups])
+        if cache:
+            rows = rows.cache()
+        try:
+            counts = rows.groupBy("_source", "_reason").count().collect()
+        except Exception:
+            rows.unpersist()
+            raise
+        return CheckedBatch(rows, counts, list(zip(groups, batch, strict=True)))
 
     def _quarantine_rows(self, f: FileResult, checked: DataFrame, original: list[str]) -> None:
         """Rejected rows → s3://<quarantine>/quarantine/rows/<batch>/<file stem>.csv."""
@@ -360,7 +418,7 @@ class EtlJob:
         )
         return spark_kpis.day_kpis(events)
 
-    def write_staging(self, days: dict[str, dict], dates: list[str], files) -> None:
+    def write_staging(self, days: dict[str, dict], dates: list[str], files, failed) -> None:
         a = self.args
         updated_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         items = [
@@ -376,6 +434,9 @@ class EtlJob:
             "dates": dates,
             "files": [{"file_key": f.key, "etag": f.etag} for f in files],
             "item_count": len(items),
+            "files_failed": isolation.failed_entries(
+                [(f.key, f.etag, f.error or "") for f in failed]
+            ),
         }
         self.s3.put_object(
             Bucket=a.processed_bucket,
@@ -383,39 +444,8 @@ class EtlJob:
             Body=json.dumps(manifest).encode(),
         )
         if days:
-            self._write_kpi_parquet(days)
-
-    def _write_kpi_parquet(self, days: dict[str, dict]) -> None:
-        """KPIs as Parquet under s3://<processed>/kpis/<kind>/listen_date=D/, replaced per date."""
-        genre_rows, hour_rows, top_rows = [], [], []
-        for date, day in days.items():
-            for g in day["genres"]:
-                genre_rows.append(
-                    {
-                        **_plain(g),
-                        "top_songs": json.dumps(_plain(g["top_songs"])),
-                        "listen_date": date,
-                    }
-                )
-            for h in day["hours"]:
-                hour_rows.append({**_plain(h), "listen_date": date})
-            top_rows.append(
-                {"genres": json.dumps(_plain(day["top_genres"]["genres"])), "listen_date": date}
-            )
-        root = f"s3://{self.args.processed_bucket}/{KPI_PARQUET_PREFIX}"
-        for name, rows in (
-            ("genre_daily", genre_rows),
-            ("hourly", hour_rows),
-            ("top_genres", top_rows),
-        ):
-            if rows:
-                (
-                    self.spark.createDataFrame(rows)
-                    .write.mode("overwrite")
-                    .option("partitionOverwriteMode", "dynamic")
-                    .partitionBy("listen_date")
-                    .parquet(f"{root}{name}")
-                )
+            root = f"s3://{self.args.processed_bucket}/{KPI_PARQUET_PREFIX}"
+            write_kpi_parquet(self.spark, root, days)
 
     # -- 7.–8. tracker and metrics -----------------------------------------------------------
     def mark_staged(self, files: list[FileResult]) -> None:
@@ -436,7 +466,7 @@ class EtlJob:
                 f"duplicates {f.rows_duplicate}, rejected {f.rows_rejected}"
             )
 
-    def _metrics(self, files: list[FileResult]) -> None:
+    def _metrics(self, files: list[FileResult], failed: list[FileResult]) -> None:
         a = self.args
         put_pipeline_metrics(
             self.cloudwatch,
@@ -444,6 +474,7 @@ class EtlJob:
             a.pipeline_name,
             {
                 "FilesProcessed": len(files),
+                "FilesFailed": len(failed),
                 "RowsAccepted": sum(f.rows_accepted for f in files),
                 "RowsRejected": sum(sum(f.rows_rejected.values()) for f in files),
                 "DuplicatesDropped": sum(f.rows_duplicate for f in files),
@@ -452,14 +483,6 @@ class EtlJob:
         )
 
 
-def _plain(value):
-    """Decimals and nested records as plain Python for Spark rows and JSON."""
-    from decimal import Decimal
-
-    if isinstance(value, Decimal):
-        return float(value)
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items() if k != "date"}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
+def _alive(files: list[FileResult]) -> list[FileResult]:
+    """The files that have not failed alone."""
+    return [f for f in files if f.error is None]

@@ -121,26 +121,34 @@ def users_reference(df: DataFrame) -> DataFrame:
     return users.withColumn("_n", F.row_number().over(order)).where("_n = 1").drop("_n")
 
 
-def source_of_row() -> F.Column:
+def source_of_row(pinned_root: str = "") -> F.Column:
     """The stream file a row came from, as ``store.source_name`` names it (key below
     streams/). input_file_name() is a URI: '%20' for a space, '+' as is, so '+' is protected
-    before percent-decoding."""
+    before percent-decoding. Spark reads the batch's pinned copies (etl.inputs): their key is
+    ``pinned_root`` + the raw key, and the source is named by the raw key."""
     path = F.expr("url_decode(replace(input_file_name(), '+', '%2B'))")
     key = F.regexp_extract(path, r"^[A-Za-z0-9]+://[^/]+/(.*)$", 1)
+    if pinned_root:
+        # A literal prefix, not a pattern: the batch id may hold regex characters.
+        key = F.when(
+            key.startswith(pinned_root), key.substr(len(pinned_root) + 1, 1 << 30)
+        ).otherwise(key)
     return F.regexp_replace(key, r"^streams/", "")
 
 
-def check_rows(stream: DataFrame, songs: DataFrame, users: DataFrame) -> DataFrame:
+def check_rows(
+    stream: DataFrame, songs: DataFrame, users: DataFrame, pinned_root: str = ""
+) -> DataFrame:
     """Rows with the rule each breaks (``_reason``, null when accepted), the file each came
-    from (``_source``) and the enrichment of the accepted ones, in columns prefixed ``_``
-    beside the originals."""
+    from (``_source``; ``pinned_root`` as in :func:`source_of_row`) and the enrichment of the
+    accepted ones, in columns prefixed ``_`` beside the originals."""
     rows = stream.select(
         "*",
         clean_key(F.col("user_id")).alias("_user"),
         clean_key(F.col("track_id")).alias("_track"),
         parse_listen_time(F.col("listen_time")).alias("_ts"),
         longest_field([column(c) for c in stream.columns]).alias("_longest"),
-        source_of_row().alias("_source"),
+        source_of_row(pinned_root).alias("_source"),
     )
     song_cols = F.broadcast(
         songs.select(

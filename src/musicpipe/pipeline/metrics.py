@@ -2,10 +2,11 @@
 
 Namespace ``MusicStreaming/Pipeline`` (manifest name ``metrics_namespace``), one dimension
 ``Pipeline=<pipeline_name>``. Metric names (:data:`METRIC_NAMES`): ``FilesProcessed``,
-``FilesQuarantined``, ``RowsAccepted``, ``RowsRejected``, ``DuplicatesDropped``,
-``KpiItemsWritten`` (unit ``Count``), ``EtlDurationSeconds``, ``EndToEndLatencySeconds`` (unit
-``Seconds``). Any other name may be sent too: its unit is ``Seconds`` when the name ends in
-``Seconds``, else ``Count``, unless ``unit_overrides`` says otherwise.
+``FilesFailed`` (files that failed alone in the ETL; 0 when none did), ``FilesQuarantined``,
+``RowsAccepted``, ``RowsRejected``, ``DuplicatesDropped``, ``KpiItemsWritten`` (unit
+``Count``), ``EtlDurationSeconds``, ``EndToEndLatencySeconds`` (unit ``Seconds``). Any other
+name may be sent too: its unit is ``Seconds`` when the name ends in ``Seconds``, else
+``Count``, unless ``unit_overrides`` says otherwise.
 
 ``EndToEndLatencySeconds`` is "arrival to KPIs written" for the *earliest* arrival of the batch:
 the longest any file of the batch waited (worst case), which is what an alarm should watch.
@@ -23,6 +24,7 @@ from datetime import datetime, timezone
 # Same names as musicpipe.manifest.METRIC_NAMES (manifest itself needs Python 3.11).
 METRIC_NAMES = (
     "FilesProcessed",
+    "FilesFailed",
     "FilesQuarantined",
     "RowsAccepted",
     "RowsRejected",
@@ -33,7 +35,7 @@ METRIC_NAMES = (
 )
 DIMENSION = "Pipeline"
 
-# PutMetricData takes at most 1,000 metric data per request (and 1 MB). Eight metrics never
+# PutMetricData takes at most 1,000 metric data per request (and 1 MB). Nine metrics never
 # come near it, but callers may send more.
 MAX_METRIC_DATA_PER_CALL = 1000
 
