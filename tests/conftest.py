@@ -35,6 +35,8 @@ def isolated_env(state_dir: Path) -> dict[str, str]:
     env["MUSICPIPE_AIRFLOW_PORT"] = str(airflow)
     # Airflow only where a test asks for it (tests/test_pipeline_e2e.py): it adds ~40 s.
     env["MUSICPIPE_AIRFLOW"] = "false"
+    # No retry timer: only arrivals start runs (no test sees a `scheduled__…` run it did not start).
+    env["MUSICPIPE_RETRY_TIMER_SECONDS"] = "0"
     return env
 
 

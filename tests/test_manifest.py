@@ -19,6 +19,7 @@ def test_defaults_are_the_spec_names(tmp_path):
     assert m.dag_id == "music_streaming_realtime_pipeline"
     assert m.metrics_namespace == "MusicStreaming/Pipeline"
     assert DAG_TASK_IDS == (
+        "select_due_files",
         "wait_for_streams_files",
         "validate_data_quality",
         "check_validation_status",
@@ -107,3 +108,30 @@ def test_bad_configuration_is_named(tmp_path, toml, env, message):
 def test_missing_explicit_config_file(tmp_path):
     with pytest.raises(ConfigError, match="no such file"):
         load_manifest(cwd=tmp_path, environ={"MUSICPIPE_CONFIG": str(tmp_path / "nope.toml")})
+
+
+def test_retry_settings_default_and_override(tmp_path):
+    (tmp_path / "musicpipe.toml").write_text("[settings]\nmax_file_attempts = 6\n")
+    m = load_manifest(cwd=tmp_path, environ={"MUSICPIPE_RETRY_TIMER_SECONDS": "0"})
+    assert m.settings["max_file_attempts"] == 6
+    assert m.settings["retry_timer_seconds"] == 0
+    assert m.settings["retry_base_seconds"] == 60
+    assert m.settings["retry_max_seconds"] == 3600
+    assert m.settings["claim_window_seconds"] == 7200
+
+
+@pytest.mark.parametrize(
+    ("toml", "env", "message"),
+    [
+        ("[settings]\nmax_file_attempts = 0\n", {}, "max_file_attempts must be at least 1"),
+        ("[settings]\nretry_base_seconds = 2.5\n", {}, "retry_base_seconds must be a whole"),
+        ("", {"MUSICPIPE_RETRY_TIMER_SECONDS": "-5"}, "MUSICPIPE_RETRY_TIMER_SECONDS"),
+        ("", {"MUSICPIPE_CLAIM_WINDOW_SECONDS": "soon"}, "must be a whole number"),
+        ("[settings]\nretry_max_seconds = 10\n", {}, "retry_max_seconds (10) is below"),
+    ],
+)
+def test_bad_retry_setting_is_named(tmp_path, toml, env, message):
+    (tmp_path / "musicpipe.toml").write_text(toml)
+    with pytest.raises(ConfigError) as exc:
+        load_manifest(cwd=tmp_path, environ=env)
+    assert message in str(exc.value)

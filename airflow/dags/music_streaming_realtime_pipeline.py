@@ -1,16 +1,21 @@
 """music_streaming_realtime_pipeline: stream files in S3 → validated → KPIs in DynamoDB.
 
-Started by data, not by a clock: S3 ObjectCreated events of ``streams/*.csv`` go to the SQS
-arrivals queue; an AssetWatcher polls it and every batch of messages updates the asset
-``raw_stream_files``, which schedules this DAG. A run takes every stream file that is waiting
-(several files that arrive together make one run; ``max_active_runs=1`` keeps runs apart, and a
-run whose files an earlier run already took ends on the skip path).
+Started by data, and by a retry timer: S3 ObjectCreated events of ``streams/*.csv`` go to the
+SQS arrivals queue; an AssetWatcher polls it and every batch of messages updates the asset
+``raw_stream_files``, which schedules this DAG; every ``retry_timer_seconds`` a timed run
+starts too (asset-or-time schedule; 0 turns the timer off), so failed files and dead runs'
+claims are retried without a new arrival. select_due_files judges every waiting file (new,
+due after its backoff, given up, ...: docs/data-contract.md §8.1) and the run validates
+exactly those it took (``max_active_runs=1`` keeps timed and arrival runs apart; a run with
+nothing due ends on ``nothing_due`` and starts no Glue job).
 
-    wait_for_streams_files → validate_data_quality → check_validation_status
+    select_due_files ├→ nothing_due ──────────────────────────────────────────────┐
+                     └→ wait_for_streams_files → validate_data_quality → check_validation_status
         ├→ realtime_etl_processing → write_kpis_to_dynamodb ─┐
         ├→ validation_failed   (report path in the log; bad  ├→ archive_processed_files
         │                       files are in quarantine)     │    → fail_on_failed_files
         └→ no_new_files        (nothing new waiting) ────────┘
+    (nothing_due, too, goes on to archive_processed_files)
 
 archive_processed_files ends every run that did not fail: it archives the files the run
 completed, and unchanged re-uploads of COMPLETED files (already counted, never processed
@@ -35,7 +40,15 @@ from airflow.providers.amazon.aws.operators.glue import GlueJobOperator
 from airflow.providers.amazon.aws.sensors.s3 import S3KeySensor
 from airflow.providers.common.messaging.triggers.msg_queue import MessageQueueTrigger
 from airflow.providers.standard.operators.empty import EmptyOperator
-from airflow.sdk import DAG, Asset, AssetWatcher, Variable, task
+from airflow.sdk import (
+    DAG,
+    Asset,
+    AssetOrTimeSchedule,
+    AssetWatcher,
+    DeltaTriggerTimetable,
+    Variable,
+    task,
+)
 
 from musicpipe.dag.config import STREAM_FILES_PATTERN, VARIABLE, batch_id_for, load_dag_config
 
@@ -81,10 +94,29 @@ GLUE_WAIT = {
     "job_poll_interval": cfg.glue_poll_seconds,
 }
 
+# Task retries for the tasks that are safe to run twice (each says why where it is defined);
+# the Glue operators get none (a second job run is Glue's own MaxRetries, a later change).
+IDEMPOTENT_RETRIES = {
+    "retries": 2,
+    "retry_delay": timedelta(seconds=5),
+    "retry_exponential_backoff": True,
+    "max_retry_delay": timedelta(minutes=2),
+}
+
+# Arrivals, or the retry timer: one DAG, so max_active_runs=1 keeps the two kinds of run apart.
+SCHEDULE = (
+    AssetOrTimeSchedule(
+        timetable=DeltaTriggerTimetable(timedelta(seconds=cfg.retry_timer_seconds)),
+        assets=[raw_stream_files],
+    )
+    if cfg.retry_timer_seconds > 0
+    else [raw_stream_files]
+)
+
 with DAG(
     dag_id=cfg.dag_id,
     description="Stream files in S3 → Glue validation → Glue ETL → KPIs in DynamoDB",
-    schedule=[raw_stream_files],
+    schedule=SCHEDULE,
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=1,
@@ -94,6 +126,40 @@ with DAG(
     tags=["music-streaming", "kpis"],
     doc_md=__doc__,
 ) as dag:
+    # Safe to retry: it only reads, and its one write (a given-up file's move to quarantine)
+    # is copy-verify-delete, which a second attempt simply does again.
+    @task.branch(task_id="select_due_files", **IDEMPOTENT_RETRIES)
+    def select_due_files(run_id=None, ti=None) -> str:
+        import time
+
+        from musicpipe.dag import steps
+
+        s3, dynamodb, _ = _hooks()
+        glue = AwsBaseHook(aws_conn_id=cfg.aws_conn_id, client_type="glue").get_conn()
+        selection = steps.select_due_files(
+            s3,
+            dynamodb,
+            glue,
+            raw_bucket=cfg.raw_bucket,
+            quarantine_bucket=cfg.quarantine_bucket,
+            tracker_table=cfg.tracker_table,
+            etl_job=cfg.etl_job,
+            batch_id=batch_id_for(run_id),
+            settings=cfg.retry,
+            now=time.time(),
+            log=log.info,
+        )
+        log.info(
+            "%d file(s) taken, %d given up, %d judged",
+            len(selection.stream_keys),
+            len(selection.given_up),
+            len(selection.judgements),
+        )
+        ti.xcom_push(key="stream_keys", value=",".join(selection.stream_keys))
+        return selection.branch
+
+    nothing_due = EmptyOperator(task_id="nothing_due")
+
     wait_for_streams_files = S3KeySensor(
         task_id="wait_for_streams_files",
         bucket_name=cfg.raw_bucket,
@@ -113,11 +179,17 @@ with DAG(
     validate_data_quality = GlueJobOperator(
         task_id="validate_data_quality",
         job_name=cfg.validation_job,
-        script_args={"--batch_id": BATCH_ID},
+        # Exactly the files select_due_files took (never one still in its backoff).
+        script_args={
+            "--batch_id": BATCH_ID,
+            "--stream_keys": "{{ ti.xcom_pull(task_ids='select_due_files', key='stream_keys') }}",
+        },
         **GLUE_WAIT,
     )
 
-    @task.branch(task_id="check_validation_status")
+    # Safe to retry: it only reads the report (a retry after the metric was sent sends
+    # FilesQuarantined once more: a count in CloudWatch, no data).
+    @task.branch(task_id="check_validation_status", **IDEMPOTENT_RETRIES)
     def check_validation_status(run_id=None, ti=None) -> str:
         from musicpipe.dag import steps
 
@@ -145,7 +217,8 @@ with DAG(
         **GLUE_WAIT,
     )
 
-    @task(task_id="write_kpis_to_dynamodb")
+    # Safe to retry: whole-item puts and deletes, COMPLETED only for files still STAGED here.
+    @task(task_id="write_kpis_to_dynamodb", **IDEMPOTENT_RETRIES)
     def write_kpis_to_dynamodb(run_id=None) -> dict:
         from musicpipe.dag import steps
 
@@ -169,7 +242,12 @@ with DAG(
     # retry). On the skip and failure branches write_kpis_to_dynamodb is skipped and left no
     # XCom: only the already-counted re-uploads are archived. (The rule as a string: the same
     # on every Airflow version MWAA offers.)
-    @task(task_id="archive_processed_files", trigger_rule="none_failed_min_one_success")
+    # Safe to retry: copy-verify-delete, conditional on the ETag; a moved file is not moved again.
+    @task(
+        task_id="archive_processed_files",
+        trigger_rule="none_failed_min_one_success",
+        **IDEMPOTENT_RETRIES,
+    )
     def archive_processed_files(ti=None) -> list[dict]:
         from musicpipe.dag import steps
 
@@ -219,10 +297,12 @@ with DAG(
 
     no_new_files = EmptyOperator(task_id="no_new_files")
 
+    selected = select_due_files()
     branch = check_validation_status()
     written = write_kpis_to_dynamodb()
     failed = validation_failed()
+    selected >> [wait_for_streams_files, nothing_due]
     wait_for_streams_files >> validate_data_quality >> branch
     branch >> realtime_etl_processing >> written
     branch >> [failed, no_new_files]
-    [written, failed, no_new_files] >> archive_processed_files() >> fail_on_failed_files()
+    [written, failed, no_new_files, nothing_due] >> archive_processed_files() >> fail_on_failed_files()

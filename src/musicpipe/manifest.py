@@ -49,7 +49,22 @@ DEFAULT_SETTINGS: dict[str, float | int] = {
     "validation_reject_threshold": 0.5,
     "default_listen_duration_seconds": 180,
     "glue_timeout_minutes": 60,
+    # Retries (docs/data-contract.md §8.1): how often a timed run looks for due files (0: only
+    # arrivals start runs), the backoff of a FAILED file (base doubling up to max), how many
+    # attempts before it is quarantined, and when a claim of a dead run may be taken over.
+    "retry_timer_seconds": 300,
+    "retry_base_seconds": 60,
+    "retry_max_seconds": 3600,
+    "max_file_attempts": 4,
+    "claim_window_seconds": 7200,
 }
+RETRY_SETTINGS = (
+    "retry_timer_seconds",
+    "retry_base_seconds",
+    "retry_max_seconds",
+    "max_file_attempts",
+    "claim_window_seconds",
+)
 
 GLUE_LOG_GROUPS = (
     "/aws-glue/jobs/output",
@@ -59,6 +74,7 @@ GLUE_LOG_GROUPS = (
 )
 
 DAG_TASK_IDS = (
+    "select_due_files",
     "wait_for_streams_files",
     "validate_data_quality",
     "check_validation_status",
@@ -279,6 +295,11 @@ def read_config_section(
 
 def _coerce_setting(key: str, raw: Any, where: str) -> float | int:
     default = DEFAULT_SETTINGS[key]
+    if key in RETRY_SETTINGS and (
+        isinstance(raw, bool | float) or (isinstance(raw, str) and not raw.strip().isdigit())
+    ):
+        # int(2.5) would quietly be 2: a count or a number of seconds must be written whole.
+        raise ConfigError(f"{where}: {key} must be a whole number, got {raw!r}")
     try:
         value = type(default)(raw)
     except (TypeError, ValueError):
@@ -287,6 +308,9 @@ def _coerce_setting(key: str, raw: Any, where: str) -> float | int:
         ) from None
     if value < 0:
         raise ConfigError(f"{where}: {key} must not be negative, got {raw!r}")
+    # The timer may be 0 (off: only arrivals start runs); the others must be at least 1.
+    if key in RETRY_SETTINGS[1:] and value < 1:
+        raise ConfigError(f"{where}: {key} must be at least 1, got {raw!r}")
     if key == "validation_reject_threshold" and value > 1:
         raise ConfigError(f"{where}: {key} is a share between 0 and 1, got {raw!r}")
     return value
@@ -333,6 +357,12 @@ def load_manifest(cwd: Path | None = None, environ: Mapping[str, str] | None = N
             sources.append(ENV_PREFIX + key.upper())
 
     _check_bucket_names(names)
+    if settings["retry_max_seconds"] < settings["retry_base_seconds"]:
+        raise ConfigError(
+            f"retry_max_seconds ({settings['retry_max_seconds']}) is below retry_base_seconds "
+            f"({settings['retry_base_seconds']}): the cap must be at least the first wait "
+            f"(set in {', '.join(sources) or 'the defaults'})"
+        )
     return Manifest(names=names, settings=settings, source=tuple(sources))
 
 

@@ -19,7 +19,7 @@ ALL = [*ValidationStatus, *TrackerStatus, *ArchiveOutcome]
 def test_the_values_are_the_words_stored_so_far():
     assert [s.value for s in ValidationStatus] == ["PASSED", "FAILED", "NOT_VALIDATED"]
     assert [s.value for s in TrackerStatus] == [
-        "PROCESSING", "STAGED", "COMPLETED", "FAILED", "QUARANTINED",
+        "PROCESSING", "STAGED", "COMPLETED", "FAILED", "QUARANTINED", "NOT_VALIDATED",
     ]  # fmt: skip
     assert [s.value for s in ArchiveOutcome] == [
         "archived", "skipped_changed", "already_archived", "missing", "not_completed", "failed",

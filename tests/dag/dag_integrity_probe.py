@@ -35,12 +35,23 @@ if dag is not None:
             "operator": type(t).__name__,
             "deferrable": getattr(t, "deferrable", None),
             "trigger_rule": str(t.trigger_rule),
+            "retries": t.retries,
+            "retry_delay_s": t.retry_delay.total_seconds(),
+            "retry_exponential_backoff": bool(t.retry_exponential_backoff),
         }
     out["dag"] = {
         "tasks": tasks,
         "max_active_runs": dag.max_active_runs,
         "catchup": dag.catchup,
         "timetable": type(dag.timetable).__name__,
+        # The retry timer of an asset-or-time schedule (None: arrivals only).
+        "timer": (
+            type(dag.timetable.timetable).__name__
+            + " "
+            + str(getattr(dag.timetable.timetable, "delta", None) or "")
+            if hasattr(dag.timetable, "timetable")
+            else None
+        ),
         "assets": [
             {"uri": asset.uri, "watchers": [w.name for w in asset.watchers]}
             for asset in getattr(dag.timetable.asset_condition, "objects", [])

@@ -12,7 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from musicpipe.dag.steps import ETL_TASK, NO_NEW_FILES_TASK, VALIDATION_FAILED_TASK
+from musicpipe.dag.steps import (
+    ETL_TASK,
+    NO_NEW_FILES_TASK,
+    NOTHING_DUE_TASK,
+    VALIDATION_FAILED_TASK,
+)
 from musicpipe.manifest import DAG_TASK_IDS, DEFAULT_NAMES
 from musicpipe.stack.airflow import DAGS_FOLDER
 
@@ -63,8 +68,16 @@ def test_dag_imports_without_errors_or_io(loaded):
 def test_spec_tasks_and_branch(loaded):
     tasks = loaded["dag"]["tasks"]
     assert set(DAG_TASK_IDS) <= set(tasks)
-    assert set(tasks) == set(DAG_TASK_IDS) | {VALIDATION_FAILED_TASK, NO_NEW_FILES_TASK}
+    assert set(tasks) == set(DAG_TASK_IDS) | {
+        VALIDATION_FAILED_TASK,
+        NO_NEW_FILES_TASK,
+        NOTHING_DUE_TASK,
+    }
     down = {t: set(v["downstream"]) for t, v in tasks.items()}
+    # The judge first: nothing due ends the run without a Glue job (but with the archive).
+    assert down["select_due_files"] == {"wait_for_streams_files", NOTHING_DUE_TASK}
+    assert down[NOTHING_DUE_TASK] == {"archive_processed_files"}
+    assert "Branch" in tasks["select_due_files"]["operator"]
     assert down["wait_for_streams_files"] == {"validate_data_quality"}
     assert down["validate_data_quality"] == {"check_validation_status"}
     assert down["check_validation_status"] == {ETL_TASK, VALIDATION_FAILED_TASK, NO_NEW_FILES_TASK}
@@ -97,7 +110,7 @@ def test_stock_operators_and_a_deferrable_guard(loaded):
 def test_no_cycle_one_root(loaded):
     down = {t: set(v["downstream"]) for t, v in loaded["dag"]["tasks"].items()}
     roots = set(down) - set().union(*down.values())
-    assert roots == {"wait_for_streams_files"}
+    assert roots == {"select_due_files"}
     # Kahn's algorithm consumes every task only when there is no cycle.
     indegree = {t: 0 for t in down}
     for targets in down.values():
@@ -114,12 +127,39 @@ def test_no_cycle_one_root(loaded):
     assert seen == len(down)
 
 
-def test_scheduled_by_the_arrivals_queue_one_run_at_a_time(loaded):
+def test_scheduled_by_the_arrivals_queue_or_the_retry_timer_one_run_at_a_time(loaded):
     dag = loaded["dag"]
-    assert dag["timetable"] == "AssetTriggeredTimetable"
+    # The manifest's default timer (300 s) beside the arrivals asset, on the same DAG.
+    assert dag["timetable"] == "AssetOrTimeSchedule"
+    assert dag["timer"] == "DeltaTriggerTimetable 0:05:00"
     assert dag["assets"] == [{"uri": "s3://rds.data/streams", "watchers": ["arrivals_queue"]}]
     assert dag["max_active_runs"] == 1
     assert dag["catchup"] is False
+
+
+def test_a_timer_of_zero_leaves_the_arrivals_alone(tmp_path):
+    variable = {"arrivals_queue_url": QUEUE, "retry_timer_seconds": 0}
+    dag = probe(tmp_path, DAGS_FOLDER, json.dumps(variable))["dag"]
+    assert dag["timetable"] == "AssetTriggeredTimetable"
+    assert dag["timer"] is None
+    assert dag["assets"] == [{"uri": "s3://rds.data/streams", "watchers": ["arrivals_queue"]}]
+
+
+def test_task_retries_only_where_a_task_is_idempotent(loaded):
+    tasks = loaded["dag"]["tasks"]
+    idempotent = {
+        "select_due_files",
+        "check_validation_status",
+        "write_kpis_to_dynamodb",
+        "archive_processed_files",
+    }
+    for task in idempotent:
+        assert tasks[task]["retries"] == 2, task
+        assert tasks[task]["retry_delay_s"] == 5
+        assert tasks[task]["retry_exponential_backoff"] is True
+    # A Glue job is not run twice by Airflow (Glue's own MaxRetries is for that).
+    assert tasks["validate_data_quality"]["retries"] == 0
+    assert tasks[ETL_TASK]["retries"] == 0
 
 
 def test_missing_variable_is_an_import_error_that_says_what_to_set(tmp_path):

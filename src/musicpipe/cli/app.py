@@ -35,6 +35,7 @@ for command in (
     stack.env,
     data.drop,
     runs.wait,
+    runs.reprocess,
     data.kpis,
     jobs.logs,
     stack.manifest,

@@ -36,13 +36,16 @@ class ValidationStatus(StrEnum):
 
 
 class TrackerStatus(StrEnum):
-    """PROCESSING → STAGED → COMPLETED, or FAILED / QUARANTINED."""
+    """PROCESSING → STAGED → COMPLETED, or FAILED / QUARANTINED; NOT_VALIDATED while a
+    reference file fails (§8.1)."""
 
     PROCESSING = "PROCESSING"
     STAGED = "STAGED"
     COMPLETED = "COMPLETED"
     FAILED = "FAILED"
     QUARANTINED = "QUARANTINED"
+    # Left alone because a reference file failed validation: taken again once one is newer.
+    NOT_VALIDATED = "NOT_VALIDATED"
 
 
 class ArchiveOutcome(StrEnum):

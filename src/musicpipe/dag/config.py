@@ -17,7 +17,8 @@ import re
 from dataclasses import dataclass, fields
 
 from musicpipe.contract.layout import STREAMS_PREFIX, report_key
-from musicpipe.manifest import DEFAULT_NAMES
+from musicpipe.manifest import DEFAULT_NAMES, DEFAULT_SETTINGS, RETRY_SETTINGS
+from musicpipe.pipeline.retries import RetrySettings
 
 VARIABLE = "music_streaming_pipeline"
 # What wait_for_streams_files waits for (a wildcard match: nested folders too).
@@ -59,9 +60,24 @@ class DagConfig:
     sensor_poke_seconds: int
     sensor_timeout_seconds: int
     glue_poll_seconds: int
+    # The manifest's retry settings (docs/data-contract.md §8.1), carried by the Variable.
+    retry_timer_seconds: int
+    retry_base_seconds: int
+    retry_max_seconds: int
+    max_file_attempts: int
+    claim_window_seconds: int
 
     def report_key(self, batch_id: str) -> str:
         return report_key(batch_id)
+
+    @property
+    def retry(self) -> RetrySettings:
+        return RetrySettings(
+            base_seconds=self.retry_base_seconds,
+            max_seconds=self.retry_max_seconds,
+            max_attempts=self.max_file_attempts,
+            claim_window_seconds=self.claim_window_seconds,
+        )
 
 
 # The manifest names the DAG reads (the local stack fills them from the manifest).
@@ -70,13 +86,19 @@ _INT_KEYS = [k for k, v in DEFAULT_TUNING.items() if isinstance(v, int)]
 
 
 def variable_value(
-    names: dict[str, str], sqs_endpoint: str, account_id: str, **tuning: object
+    names: dict[str, str],
+    sqs_endpoint: str,
+    account_id: str,
+    settings: dict[str, float | int],
+    **tuning: object,
 ) -> dict[str, object]:
-    """The Variable for a manifest's names and the queue at that SQS endpoint, plus any tuning
-    (what the local stacks and promotion write; unset tuning keeps the DAG's AWS defaults)."""
+    """The Variable for a manifest's names and retry settings and the queue at that SQS
+    endpoint, plus any tuning (what the local stacks and promotion write; unset tuning keeps
+    the DAG's AWS defaults)."""
     return {
         "arrivals_queue_url": f"{sqs_endpoint}/{account_id}/{names['arrivals_queue']}",
         **{key: names[key] for key in NAME_KEYS},
+        **{key: int(settings[key]) for key in RETRY_SETTINGS},
         **tuning,
     }
 
@@ -95,7 +117,7 @@ def load_dag_config(raw: str | dict | None) -> DagConfig:
             raise DagConfigError(f"{where} is not valid JSON: {exc}") from None
         if not isinstance(values, dict):
             raise DagConfigError(f"{where} must be a JSON object, got {type(values).__name__}")
-    known = set(NAME_KEYS) | set(DEFAULT_TUNING) | {"arrivals_queue_url"}
+    known = set(NAME_KEYS) | set(DEFAULT_TUNING) | set(RETRY_SETTINGS) | {"arrivals_queue_url"}
     unknown = sorted(set(values) - known)
     if unknown:
         raise DagConfigError(f"{where}: unknown key(s) {unknown}; known: {sorted(known)}")
@@ -120,6 +142,14 @@ def load_dag_config(raw: str | dict | None) -> DagConfig:
         value = values.get(key, DEFAULT_TUNING[key])
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise DagConfigError(f"{where}: {key} must be a whole number of seconds >= 1")
+        merged[key] = value
+    for key in RETRY_SETTINGS:
+        value = values.get(key, DEFAULT_SETTINGS[key])
+        lowest = 0 if key == "retry_timer_seconds" else 1  # a timer of 0: arrivals only
+        if isinstance(value, bool) or not isinstance(value, int) or value < lowest:
+            raise DagConfigError(
+                f"{where}: {key} must be a whole number >= {lowest}, got {value!r}"
+            )
         merged[key] = value
     return DagConfig(**merged)  # type: ignore[arg-type]
 

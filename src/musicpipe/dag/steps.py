@@ -13,19 +13,148 @@ from datetime import UTC, datetime
 
 from botocore.exceptions import ClientError
 
-from musicpipe.aws.s3 import error_code, read_or_none
+from musicpipe.aws.s3 import error_code, head_or_none, plain_etag, read_or_none
 from musicpipe.contract.columns import STREAMS
+from musicpipe.contract.layout import SONGS_KEY, STREAMS_PREFIX, USERS_KEY
 from musicpipe.contract.report import NO_STREAM_FILES
-from musicpipe.contract.status import ArchiveOutcome, ValidationStatus
+from musicpipe.contract.status import ArchiveOutcome, TrackerStatus, ValidationStatus
 from musicpipe.pipeline.archiver import archive_already_counted, archive_completed_files
 from musicpipe.pipeline.kpi_writer import staging_keys, write_staged_kpis
 from musicpipe.pipeline.metrics import end_to_end_latency_seconds, put_pipeline_metrics
+from musicpipe.pipeline.quarantine import QuarantineError, quarantine_file
+from musicpipe.pipeline.retries import Judgement, RetrySettings, StreamObject, Verdict, judge
+from musicpipe.pipeline.tracker import Tracker
 
 # Task ids of the branch targets (docs/data-contract.md §7 names the main path; these two end a
 # run early).
+FIRST_TASK_AFTER_SELECT = "wait_for_streams_files"
+NOTHING_DUE_TASK = "nothing_due"
 ETL_TASK = "realtime_etl_processing"
 VALIDATION_FAILED_TASK = "validation_failed"
 NO_NEW_FILES_TASK = "no_new_files"
+
+
+# -- select_due_files (docs/data-contract.md §8.1) ----------------------------------------------
+LIVE_GLUE_STATES = ("STARTING", "RUNNING", "STOPPING", "WAITING")
+
+
+def stream_objects(s3, raw_bucket: str) -> list[StreamObject]:
+    """Every ``streams/**.csv`` object (nested folders too, as the S3 event filter sees them)."""
+    found = []
+    for page in s3.get_paginator("list_objects_v2").paginate(
+        Bucket=raw_bucket, Prefix=STREAMS_PREFIX
+    ):
+        for obj in page.get("Contents", []):
+            if obj["Key"].endswith(".csv"):
+                modified = obj["LastModified"].timestamp()
+                found.append(StreamObject(obj["Key"], plain_etag(obj["ETag"]), modified))
+    return sorted(found, key=lambda o: o.key)
+
+
+def references_modified(s3, raw_bucket: str) -> float | None:
+    """The newest LastModified of the songs and users files (None when neither exists)."""
+    times = []
+    for key in (SONGS_KEY, USERS_KEY):
+        head = head_or_none(s3, raw_bucket, key)
+        if head is not None:
+            times.append(head["LastModified"].timestamp())
+    return max(times) if times else None
+
+
+def glue_run_alive(glue, job_name: str, run_id: str) -> bool:
+    """Whether the Glue run holding a claim still runs (no run id, or an unknown one: not)."""
+    if not run_id:
+        return False
+    try:
+        run = glue.get_job_run(JobName=job_name, RunId=run_id)["JobRun"]
+    except ClientError:
+        return False
+    return run.get("JobRunState") in LIVE_GLUE_STATES
+
+
+def judge_streams(
+    s3, tracker: Tracker, glue, *, raw_bucket: str, etl_job: str, settings: RetrySettings, now
+) -> list[tuple[Judgement, dict | None]]:
+    """The judge's verdict on every object of ``streams/``, with the tracker item it read."""
+    refs = references_modified(s3, raw_bucket)
+    verdicts = []
+    for obj in stream_objects(s3, raw_bucket):
+        item = tracker.get(obj.key)
+        claimed = item is not None and item.get("status") in (
+            TrackerStatus.PROCESSING,
+            TrackerStatus.STAGED,
+        )
+        alive = claimed and glue_run_alive(glue, etl_job, str(item.get("run_id") or ""))
+        verdicts.append((judge(obj, item, settings, now, refs, alive), item))
+    return verdicts
+
+
+@dataclass
+class Selection:
+    """What select_due_files decided: the keys to validate now, and every file's verdict."""
+
+    stream_keys: list[str]
+    judgements: list[Judgement]
+    given_up: list[str] = field(default_factory=list)
+
+    @property
+    def branch(self) -> str:
+        return FIRST_TASK_AFTER_SELECT if self.stream_keys else NOTHING_DUE_TASK
+
+
+def select_due_files(
+    s3,
+    dynamodb_resource,
+    glue,
+    *,
+    raw_bucket: str,
+    quarantine_bucket: str,
+    tracker_table: str,
+    etl_job: str,
+    batch_id: str,
+    settings: RetrySettings,
+    now: float,
+    log=print,
+) -> Selection:
+    """select_due_files: judge every stream file; quarantine those given up; the rest of the
+    run validates exactly the keys taken (so a file in its backoff is not taken early by an
+    arrival)."""
+    tracker = Tracker(dynamodb_resource, tracker_table)
+    taken, judgements, given_up = [], [], []
+    for verdict, item in judge_streams(
+        s3, tracker, glue, raw_bucket=raw_bucket, etl_job=etl_job, settings=settings, now=now
+    ):
+        judgements.append(verdict)
+        log(f"{verdict.verdict}: {verdict.key}: {verdict.reason}")
+        if verdict.verdict == Verdict.TAKE:
+            taken.append(verdict.key)
+        elif verdict.verdict == Verdict.GIVE_UP and item is not None:
+            if _give_up(s3, tracker, item, raw_bucket, quarantine_bucket, batch_id, verdict, log):
+                given_up.append(verdict.key)
+    return Selection(taken, judgements, given_up)
+
+
+def _give_up(s3, tracker, item, raw_bucket, quarantine_bucket, batch_id, verdict, log) -> bool:
+    """Move a file past the retry limit to quarantine (§2.3's move), then mark it QUARANTINED.
+    A move that fails leaves it FAILED in place: the next run tries again."""
+    reason = {
+        "status": str(TrackerStatus.FAILED),
+        "error": verdict.reason,
+        "attempts": int(item.get("attempts") or 0),
+        "batch_id_last_attempt": item.get("batch_id"),
+    }
+    try:
+        moved = quarantine_file(
+            s3, raw_bucket, verdict.key, quarantine_bucket, batch_id, reason, etag=item["etag"]
+        )
+    except QuarantineError as exc:
+        log(f"not quarantined, left for the next run: {verdict.key}: {exc}")
+        return False
+    if not tracker.give_up(item, batch_id, verdict.reason):
+        log(f"{verdict.key}: moved to {moved}, but its tracker item changed meanwhile")
+        return False
+    log(f"quarantined: {verdict.key} → {moved}")
+    return True
 
 
 class ReportError(RuntimeError):

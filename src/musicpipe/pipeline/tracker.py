@@ -3,13 +3,14 @@
 Item: ``file_key`` (the raw object key), ``etag``, ``status``, ``batch_id``, ``attempts``,
 row counts (``rows_read``, ``rows_accepted``, ``rows_duplicate``, ``rows_rejected``),
 ``dates`` (the listen dates the file contributed to), ``error``, ``created_at``,
-``updated_at``. Status flow: PROCESSING → STAGED → COMPLETED, or FAILED / QUARANTINED.
+``updated_at``, ``reprocess_epoch`` (set by ``musicpipe reprocess``). Status flow: PROCESSING
+→ STAGED → COMPLETED, or FAILED / QUARANTINED; NOT_VALIDATED while a reference file fails.
 
 Claims are conditional writes, so two runs never process the same file at once: a file can
 be claimed when it has no item, or its item is not PROCESSING, or the PROCESSING claim belongs
 to a Glue run that is no longer running (killed) or is older than the stale-claim limit. A
-file whose key and etag are COMPLETED is skipped. Python 3.9-compatible (the validation job
-uses it too).
+file whose key and etag are COMPLETED is skipped. ``attempts`` counts the claims of the current
+content: a new ETag starts again at 1. Python 3.9-compatible (the validation job uses it too).
 """
 
 from __future__ import annotations
@@ -30,6 +31,11 @@ STALE_CLAIM_SECONDS = 2 * 3600  # longer than any Glue Timeout the manifest sets
 
 def now_iso() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def epoch_decimal(epoch: float) -> Decimal:
+    """A UNIX time to the millisecond, as DynamoDB stores it (marks compared with each other)."""
+    return Decimal(f"{epoch:.3f}")
 
 
 class Tracker:
@@ -74,11 +80,10 @@ class Tracker:
             if not mine and fresh and alive:
                 return False
         stamp = now_iso()
-        if previous:
-            condition = "updated_at = :seen"
-            values = {":seen": previous.get("updated_at", "")}
-        else:
-            condition, values = "attribute_not_exists(file_key)", {}
+        condition, values = self._unchanged(previous)
+        # New content is a new file for the retry limit (§8.1): its attempts start again.
+        same_content = previous is not None and previous.get("etag") == etag
+        attempts = int(previous.get("attempts", 0)) + 1 if same_content and previous else 1
         try:
             self.table.update_item(
                 Key={"file_key": file_key},
@@ -86,7 +91,7 @@ class Tracker:
                     "SET etag = :etag, #s = :processing, batch_id = :batch, run_id = :run, "
                     "updated_at = :now, claimed_epoch = :epoch, "
                     "created_at = if_not_exists(created_at, :now), "
-                    "attempts = if_not_exists(attempts, :zero) + :one REMOVE #e"
+                    "attempts = :attempts REMOVE #e"
                 ),
                 ConditionExpression=condition,
                 ExpressionAttributeNames={"#s": "status", "#e": "error"},
@@ -98,8 +103,86 @@ class Tracker:
                     ":run": run_id,
                     ":now": stamp,
                     ":epoch": Decimal(str(int(time.time()))),
+                    ":attempts": Decimal(attempts),
+                },
+            )
+        except ClientError as exc:
+            if error_code(exc) == CONDITIONAL_CHECK_FAILED:
+                return False
+            raise
+        return True
+
+    @staticmethod
+    def _unchanged(previous: dict | None) -> tuple[str, dict[str, object]]:
+        """The condition that the item is as it was read (or still absent)."""
+        if previous:
+            return "updated_at = :seen", {":seen": previous.get("updated_at", "")}
+        return "attribute_not_exists(file_key)", {}
+
+    def mark_not_validated(self, file_key: str, etag: str, batch_id: str, reason: str) -> bool:
+        """Record that a reference file failed, so the file was not validated (§8.1); False
+        when it was left as it is: COMPLETED at this ETag, or claimed PROCESSING by another
+        batch within the stale limit (a run that may still be working on it)."""
+        previous = self.get(file_key)
+        if previous:
+            status = previous.get("status")
+            if status == TrackerStatus.COMPLETED and previous.get("etag") == etag:
+                return False
+            fresh = int(previous.get("claimed_epoch", 0)) > time.time() - STALE_CLAIM_SECONDS
+            if (
+                status == TrackerStatus.PROCESSING
+                and previous.get("batch_id") != batch_id
+                and fresh
+            ):
+                return False
+        condition, values = self._unchanged(previous)
+        # Attempts stay with the content: a new ETag has had none.
+        same_content = previous is not None and previous.get("etag") == etag
+        attempts = int(previous.get("attempts", 0)) if same_content and previous else 0
+        try:
+            self.table.update_item(
+                Key={"file_key": file_key},
+                UpdateExpression=(
+                    "SET etag = :etag, #s = :status, batch_id = :batch, updated_at = :now, "
+                    "not_validated_epoch = :epoch, #e = :reason, attempts = :attempts, "
+                    "created_at = if_not_exists(created_at, :now)"
+                ),
+                ConditionExpression=condition,
+                ExpressionAttributeNames={"#s": "status", "#e": "error"},
+                ExpressionAttributeValues={
+                    **values,
+                    ":etag": etag,
+                    ":status": TrackerStatus.NOT_VALIDATED,
+                    ":batch": batch_id,
+                    ":now": now_iso(),
+                    ":epoch": epoch_decimal(time.time()),
+                    ":reason": reason[:4000],
+                    ":attempts": Decimal(attempts),
+                },
+            )
+        except ClientError as exc:
+            if error_code(exc) == CONDITIONAL_CHECK_FAILED:
+                return False
+            raise
+        return True
+
+    def mark_reprocess(self, item: dict, epoch: float) -> bool:
+        """``musicpipe reprocess``: attempts back to 0 and a ``reprocess_epoch`` mark, so the
+        retry judge takes the file now (§8.1). Conditional on the item being as read; False
+        when it changed meanwhile."""
+        condition, values = self._unchanged(item)
+        try:
+            self.table.update_item(
+                Key={"file_key": item["file_key"]},
+                UpdateExpression=(
+                    "SET attempts = :zero, reprocess_epoch = :epoch, updated_at = :now"
+                ),
+                ConditionExpression=condition,
+                ExpressionAttributeValues={
+                    **values,
                     ":zero": Decimal(0),
-                    ":one": Decimal(1),
+                    ":epoch": epoch_decimal(epoch),
+                    ":now": now_iso(),
                 },
             )
         except ClientError as exc:
@@ -160,3 +243,29 @@ class Tracker:
         if status is not None:
             items = [i for i in items if i.get("status") == status]
         return items
+
+    def give_up(self, item: dict, batch_id: str, reason: str) -> bool:
+        """QUARANTINED with ``reason`` after the retry limit (§8.1), once the file was moved;
+        conditional on the item being as the judge read it (False when it changed)."""
+        condition, values = self._unchanged(item)
+        try:
+            self.table.update_item(
+                Key={"file_key": item["file_key"]},
+                UpdateExpression=(
+                    "SET #s = :status, #e = :reason, batch_id = :batch, updated_at = :now"
+                ),
+                ConditionExpression=condition,
+                ExpressionAttributeNames={"#s": "status", "#e": "error"},
+                ExpressionAttributeValues={
+                    **values,
+                    ":status": TrackerStatus.QUARANTINED,
+                    ":reason": reason[:4000],
+                    ":batch": batch_id,
+                    ":now": now_iso(),
+                },
+            )
+        except ClientError as exc:
+            if error_code(exc) == CONDITIONAL_CHECK_FAILED:
+                return False
+            raise
+        return True

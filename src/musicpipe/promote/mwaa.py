@@ -30,7 +30,7 @@ def aws_variable(manifest: Manifest, account_id: str) -> dict[str, object]:
     """The DAG's Variable on AWS: the manifest's names and the real queue URL; intervals keep
     the DAG's AWS defaults."""
     sqs = f"https://sqs.{manifest.region}.amazonaws.com"
-    return variable_value(manifest.names, sqs, account_id)
+    return variable_value(manifest.names, sqs, account_id, manifest.settings)
 
 
 def startup_script(manifest: Manifest, account_id: str) -> bytes:

@@ -37,6 +37,7 @@ def dag_variable(manifest: Manifest, aws_endpoint: str, account_id: str) -> dict
         manifest.names,
         aws_endpoint,
         account_id,
+        manifest.settings,
         aws_conn_id=CONNECTION_ID,
         arrivals_poll_seconds=1,
         sensor_poke_seconds=2,

@@ -121,7 +121,25 @@ class ValidationJob:
                     self.quarantine(result)
         else:
             streams = [not_validated(key, etag=etag) for key, etag in keys.items()]
+            self.mark_not_validated(streams, references)
         return self.write_report(references, streams)
+
+    def mark_not_validated(self, streams: list[FileResult], references: list[FileResult]) -> None:
+        """NOT_VALIDATED in the tracker, so the retry judge takes these files again once a
+        reference file is newer than the mark (docs/data-contract.md §8.1)."""
+        failed = "; ".join(f"{r.key}: {r.error}" for r in references if r.error)
+        reason = f"not validated: reference files failed: {failed}"
+        for result in streams:
+            etag = result.etag
+            if etag is None:  # an explicit key: its ETag was not listed
+                try:
+                    etag = plain_etag(
+                        self.s3.head_object(Bucket=self.args.raw_bucket, Key=result.key)["ETag"]
+                    )
+                except ClientError:
+                    continue  # gone: nothing to come back to
+            if not self.tracker.mark_not_validated(result.key, etag, self.args.batch_id, reason):
+                self.log(f"{result.key}: not marked NOT_VALIDATED (completed or held by a run)")
 
     # -- which files -------------------------------------------------------------------------
     def pending_keys(self) -> dict[str, str | None]:
