@@ -11,7 +11,7 @@ from pathlib import Path
 
 import psutil
 
-from musicpipe.processes import ManagedProcess, create_time, is_alive
+from musicpipe.processes import TOKEN_ENV, ManagedProcess, create_time, is_alive, token_carriers
 
 
 def _wait_for_file(path: Path, lines: int = 1, timeout: float = 10) -> list[int]:
@@ -23,6 +23,13 @@ def _wait_for_file(path: Path, lines: int = 1, timeout: float = 10) -> list[int]
                 return pids
         time.sleep(0.05)
     raise AssertionError(f"{path} never had {lines} PIDs")
+
+
+def _in_own_session(pid: int, parent_group: int) -> None:
+    """Wait until setsid has moved ``pid`` out of ``parent_group``."""
+    deadline = time.monotonic() + 10
+    while os.getpgid(pid) == parent_group and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def _gone(pid: int, timeout: float = 10) -> bool:
@@ -161,3 +168,84 @@ def test_no_proc_filesystem_in_the_package():
         if needle + "/" in p.read_text() or f'"{needle}"' in p.read_text()
     ]
     assert offenders == []
+
+
+def test_each_child_carries_the_services_token(tmp_path):
+    proc = ManagedProcess("tokened", tmp_path)
+    child_file = tmp_path / "child.pid"
+    proc.start(["bash", "-c", f"sleep 300 & echo $! > {child_file}; wait"], env=dict(os.environ))
+    (child,) = _wait_for_file(child_file)
+    try:
+        assert psutil.Process(child).environ()[TOKEN_ENV] == proc.token
+        assert str(tmp_path.resolve()) in proc.token and proc.token.endswith("::tokened")
+        assert {p.pid for p in token_carriers(proc.token)} == {proc.pid(), child}
+        # Another service's token is another: stopping one never reaches the other.
+        assert ManagedProcess("other", tmp_path).token != proc.token
+    finally:
+        proc.stop(timeout=1)
+
+
+def test_starting_again_first_ends_what_the_killed_run_left(tmp_path):
+    """`up` after a kill -9 used to overwrite the PID file, and the dead leader's worker (here
+    in a session of its own, ignoring SIGTERM) ran on for ever."""
+    proc = ManagedProcess("scheduler", tmp_path)
+    worker_file = tmp_path / "worker.pid"
+    leader = proc.start(
+        [
+            "bash",
+            "-c",
+            f"setsid bash -c \"trap '' TERM; exec sleep 300\" & echo $! > {worker_file}; wait",
+        ],
+        env=dict(os.environ),
+    )
+    (worker,) = _wait_for_file(worker_file)
+    _in_own_session(worker, leader)
+    os.kill(leader, signal.SIGKILL)
+    assert _gone(leader)
+    assert is_alive(worker) and not proc.is_running()
+    started = time.monotonic()
+    again = proc.start(["sleep", "300"], env=dict(os.environ), grace=1)
+    try:
+        assert _gone(worker), "the old run's worker outlived the new start"
+        assert time.monotonic() - started < 10
+        assert proc.pid() == again
+    finally:
+        proc.stop(timeout=1)
+
+
+def test_stop_ends_an_orphan_that_no_tree_reaches(tmp_path):
+    proc = ManagedProcess("orphaning", tmp_path)
+    orphan_file = tmp_path / "orphan.pid"
+    leader = proc.start(
+        ["bash", "-c", f"setsid sleep 300 & echo $! > {orphan_file}; wait"], env=dict(os.environ)
+    )
+    (orphan,) = _wait_for_file(orphan_file)
+    _in_own_session(orphan, leader)
+    os.kill(leader, signal.SIGKILL)
+    assert _gone(leader)
+    assert os.getpgid(orphan) != leader and psutil.Process(orphan).ppid() != leader
+    assert proc.stop(timeout=5)
+    assert _gone(orphan)
+
+
+def test_a_supervisors_stop_leaves_the_services_it_started(tmp_path):
+    """The supervisor's children are services with PID files and tokens of their own, stopped
+    by `down` in their own order after it."""
+    supervisor = ManagedProcess("supervisor", tmp_path, children_are_services=True)
+    service_file = tmp_path / "service.pid"
+    supervisor.start(
+        [
+            "bash",
+            "-c",
+            f"{TOKEN_ENV}=another-service setsid sleep 300 & echo $! > {service_file}; wait",
+        ],
+        env=dict(os.environ),
+    )
+    (service,) = _wait_for_file(service_file)
+    _in_own_session(service, supervisor.pid())
+    try:
+        assert supervisor.stop(timeout=5)
+        assert not supervisor.is_running()
+        assert is_alive(service)
+    finally:
+        os.kill(service, signal.SIGKILL)

@@ -11,6 +11,12 @@ get SIGTERM (the group matters when the leader died first: a scheduler killed wi
 leaves its workers running in it); descendants in sessions of their own (a Glue run) are left
 to their parent's own shutdown for the grace period; whatever outlives it gets SIGKILL.
 
+A leader killed with ``kill -9`` leaves children that no tree reaches any more: init adopts
+them (a Glue run, an Airflow task worker that left the group). So each service gets a token in
+its environment, ``MUSICPIPE_PROCESS_TOKEN=<state folder>::<service>``, that every child
+inherits; stopping a service, and starting it again, also ends this user's processes carrying
+its token (SIGTERM, SIGKILL after the grace period).
+
 The state folder holds Airflow's login and database and every saved object: it is the stack's
 user's alone. Services start with umask 077, so what they and their children (Airflow's
 workers, Spark) create is 600 / 700; ``make_private`` fixes a folder written before that rule.
@@ -24,12 +30,13 @@ import signal
 import stat
 import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
 
 PRIVATE_UMASK = 0o077
+TOKEN_ENV = "MUSICPIPE_PROCESS_TOKEN"
 # Creation times are floats of seconds; psutil derives them from clock ticks, so two reads of
 # the same process may differ in the last digits.
 CREATE_TIME_TOLERANCE_S = 0.05
@@ -113,6 +120,23 @@ def process_tree(pid: int, created: float) -> tuple[list[psutil.Process], list[p
     return list(group.values()), list(others.values())
 
 
+def token_carriers(token: str) -> list[psutil.Process]:
+    """This user's live processes (but this one) whose environment carries ``token``."""
+    uid, me = os.getuid(), os.getpid()
+    found = []
+    for proc in psutil.process_iter(["uids", "status"]):
+        try:
+            if proc.pid == me or proc.info["uids"].real != uid:
+                continue
+            if proc.info["status"] == psutil.STATUS_ZOMBIE:
+                continue
+            if proc.environ().get(TOKEN_ENV) == token:
+                found.append(proc)
+        except (psutil.Error, OSError, TypeError, AttributeError):
+            continue  # gone meanwhile, or not ours to read
+    return found
+
+
 def terminate(group: list[psutil.Process], others: list[psutil.Process], timeout: float) -> None:
     """SIGTERM ``group``, wait up to ``timeout`` s for it and ``others``, SIGKILL what is left
     and wait for it (reaping those that are our own children)."""
@@ -133,10 +157,21 @@ def _send(proc: psutil.Process, sig: int) -> None:
 
 @dataclass
 class ManagedProcess:
-    """One named service of the stack: its PID file and log file live in the state folder."""
+    """One named service of the stack: its PID file and log file live in the state folder.
+
+    ``children_are_services``: what it starts are services with PID files of their own (the
+    supervisor's restarts), stopped in their own order, so stopping it leaves its descendants
+    alone."""
 
     name: str
     state_dir: Path
+    children_are_services: bool = False
+    popen: subprocess.Popen | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def token(self) -> str:
+        """What this service's processes carry in their environment (``TOKEN_ENV``)."""
+        return f"{self.state_dir.resolve()}::{self.name}"
 
     @property
     def pid_file(self) -> Path:
@@ -164,7 +199,13 @@ class ManagedProcess:
     def is_running(self) -> bool:
         return self.pid() is not None
 
-    def start(self, cmd: list[str], env: dict[str, str], cwd: Path | None = None) -> int:
+    def start(
+        self, cmd: list[str], env: dict[str, str], cwd: Path | None = None, grace: float = 5.0
+    ) -> int:
+        """Start the service, after ending what an earlier run of it left (workers of a killed
+        scheduler, the runs of a killed Glue emulator): overwriting the PID file alone would
+        lose them."""
+        self.end_leftovers(grace)
         self.pid_file.parent.mkdir(parents=True, exist_ok=True)
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         with self.log_file.open("ab") as log:
@@ -175,7 +216,7 @@ class ManagedProcess:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                env=env,
+                env={**env, TOKEN_ENV: self.token},
                 cwd=cwd,
                 start_new_session=True,
                 umask=PRIVATE_UMASK,
@@ -187,27 +228,43 @@ class ManagedProcess:
             "started_at": time.time(),
         }
         self.pid_file.write_text(json.dumps(record))
+        self.popen = proc  # kept, so that only its parent's waitpid reaps it
         return proc.pid
 
     def leftovers(self) -> list[psutil.Process]:
-        """What still runs of this service: the process, its group, their descendants."""
+        """What still runs of this service: the process, its group, their descendants, and
+        whatever else carries its token."""
         group, others = self._tree()
         return group + others
 
     def _tree(self) -> tuple[list[psutil.Process], list[psutil.Process]]:
+        """The process and its group (to SIGTERM), apart from its other descendants (left to
+        their parent's shutdown for the grace period); token carriers that no tree reaches any
+        more (orphans) join the first list."""
+        group: list[psutil.Process] = []
+        others: list[psutil.Process] = []
         rec = self.record()
-        if not rec or rec.get("create_time") is None:
-            return [], []
-        return process_tree(int(rec["pid"]), float(rec["create_time"]))
+        if rec and rec.get("create_time") is not None:
+            group, others = process_tree(int(rec["pid"]), float(rec["create_time"]))
+            if self.children_are_services:
+                others = []
+        seen = {p.pid for p in group + others}
+        group += [p for p in token_carriers(self.token) if p.pid not in seen]
+        return group, others
+
+    def end_leftovers(self, grace: float) -> bool:
+        """End whatever of this service still runs (SIGTERM, SIGKILL after ``grace`` s)."""
+        group, others = self._tree()
+        if group or others:
+            terminate(group, others, grace)
+        return bool(group or others)
 
     def stop(self, timeout: float = 15.0) -> bool:
         """SIGTERM the service and its group, wait, then SIGKILL whatever it started that is
         still there; also what a dead leader left behind. True if something was stopped."""
-        group, others = self._tree()
-        if group or others:
-            terminate(group, others, timeout)
+        stopped = self.end_leftovers(timeout)
         self.pid_file.unlink(missing_ok=True)
-        return bool(group or others)
+        return stopped
 
     def tail(self, lines: int = 20) -> str:
         try:

@@ -24,7 +24,7 @@ def cli_env(stack_env, tmp_path):
     """A private stack for the test; whatever happens, nothing it started outlives it."""
     yield stack_env
     run_cli("down", "--no-save", env=stack_env)
-    for name in ("glue", "moto"):
+    for name in ("supervisor", "glue", "moto"):
         ManagedProcess(name, Path(stack_env["MUSICPIPE_STATE_DIR"])).stop()
 
 
@@ -41,6 +41,13 @@ def client(env, service: str):
 def s3_keys(env, bucket="rds.data") -> list[str]:
     s3 = client(env, "s3")
     return sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", []))
+
+
+def row_states(table: str) -> dict[str, str]:
+    """`status`'s services table: each row's state, by service name (rows may be added)."""
+    names = ("aws (moto)", "glue (emulator)", "supervisor")
+    cells = [[c.strip() for c in line.split("│")] for line in table.splitlines()]
+    return {c[1]: c[2] for c in cells if len(c) > 2 and c[1] in names}
 
 
 def write_csv(path: Path, text: str) -> Path:
@@ -60,7 +67,9 @@ def test_up_status_drop_down_up_keeps_state(cli_env, tmp_path):
     assert "No changes: all 14 resources already in place." in again.stdout
 
     status = run_cli("status", env=cli_env, check=True)
-    assert status.stdout.count("healthy") == 2  # moto and the Glue emulator
+    states = row_states(status.stdout)
+    assert states["aws (moto)"] == states["glue (emulator)"] == "healthy", status.stdout
+    assert states["supervisor"] == "running"
     for name in ("rds.data", "trial.data", "warehouse.bucket", "kpi.table_file_tracker"):
         assert name in status.stdout
     assert "all 14 resources in place" in status.stdout
@@ -123,6 +132,7 @@ def test_json_output_and_exit_codes(cli_env, tmp_path):
     assert {s["name"]: s["state"] for s in doc["services"]} == {
         "aws (moto)": "healthy",
         "glue (emulator)": "healthy",
+        "supervisor": "running",
     }
     assert {r["name"] for r in doc["resources"]} >= {"rds.data", "kpi.table"}
     assert all(r["state"] == "unchanged" for r in doc["resources"])
@@ -357,7 +367,9 @@ def test_a_paused_aws_is_busy_not_down(cli_env):
         os.kill(moto, signal.SIGCONT)
         out, errors = status.communicate(timeout=120)
         assert status.returncode == 0, out + errors
-        assert out.count("healthy") == 2, out  # moto answered once resumed: not "stopped"
+        # moto answered once resumed: not "stopped"
+        assert row_states(out)["aws (moto)"] == "healthy", out
+        assert row_states(out)["glue (emulator)"] == "healthy", out
 
         os.kill(moto, signal.SIGSTOP)
         started = time.monotonic()

@@ -39,7 +39,7 @@ def cli_env(stack_env):
     yield stack_env
     run_cli("down", "--no-save", env=stack_env)
     state = Path(stack_env["MUSICPIPE_STATE_DIR"])
-    for name in ("glue", "moto"):
+    for name in ("supervisor", "glue", "moto"):
         ManagedProcess(name, state).stop()
 
 

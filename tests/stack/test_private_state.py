@@ -41,7 +41,7 @@ def test_up_and_down_leave_nothing_readable_by_others(stack_env):
         assert loose(state) == []
     finally:
         run_cli("down", "--no-save", env=stack_env)
-        for name in ("glue", "moto"):
+        for name in ("supervisor", "glue", "moto"):
             ManagedProcess(name, state).stop()
 
 

@@ -24,6 +24,7 @@ from musicpipe.cli.context import (
 )
 from musicpipe.cli.runs import run_dict, runs_table
 from musicpipe.stack import choice
+from musicpipe.stack.base import SUPERVISOR_ROW
 from musicpipe.stack.compose import ComposeStack
 from musicpipe.stack.embedded import EmbeddedStack
 from musicpipe.stack.probe import NotRunning
@@ -152,7 +153,9 @@ def down(
             "[yellow]not saved:[/] the AWS was not answering, or the journal of an unclean stop "
             f"was not replayed yet; the next `up` replays {stack.settings.journal_file}"
         )
-    console.print(f"[green]stopped[/] the {stack.kind} stack (Airflow, Glue emulator, AWS)")
+    parts = "Airflow, Glue emulator, AWS"
+    parts = f"supervisor, {parts}" if isinstance(stack, EmbeddedStack) else parts
+    console.print(f"[green]stopped[/] the {stack.kind} stack ({parts})")
 
 
 def status(
@@ -194,6 +197,11 @@ def status(
                         "endpoint": svc.endpoint,
                         "uptime_s": svc.uptime_s,
                         "log": svc.log,
+                        "restarts": svc.restarts,
+                        "last_death": svc.last_death,
+                        "last_exit": svc.last_exit,
+                        "supervision": svc.supervision,
+                        "note": svc.note,
                     }
                     for svc in st.services
                 ],
@@ -210,17 +218,26 @@ def status(
         raise typer.Exit(EXIT_FAILURE if down else 0)
     title = f"services ({stack.kind} stack{f' on {engine}' if engine else ''})"
     table = Table(title=title, title_justify="left")
-    for col in ("service", "state", "pid", "endpoint", "uptime", "log"):
+    supervised = any(svc.name == SUPERVISOR_ROW for svc in st.services)
+    columns = ("service", "state", "pid", "endpoint", "uptime", "restarts", "log")
+    for col in columns if supervised else (c for c in columns if c != "restarts"):
         table.add_column(col, overflow="fold")
     for svc in st.services:
         state = {
             "healthy": "[green]healthy[/]",
             "busy": f"[yellow]running, busy (no answer in {timeout:.0f} s)[/]",
             "stopped": "[red]stopped[/]",
+            "running": "[green]running[/]",
+            "given up": "[red]given up[/]",
         }[states[svc.name]]
         uptime = f"{svc.uptime_s:.0f} s" if svc.uptime_s is not None else "-"
-        table.add_row(svc.name, state, str(svc.pid or "-"), svc.endpoint, uptime, svc.log)
+        restarts = [str(svc.restarts) if svc.name != SUPERVISOR_ROW else "-"] if supervised else []
+        table.add_row(
+            svc.name, state, str(svc.pid or "-"), svc.endpoint, uptime, *restarts, svc.log
+        )
     console.print(table)
+    for line in _supervision_lines(st.services):
+        console.print(line, highlight=False)
     if st.resources:
         console.print(_changes_table(st.resources, "resources"))
         missing = [r for r in st.resources if r.action != UNCHANGED]
@@ -243,8 +260,26 @@ def status(
         raise typer.Exit(EXIT_FAILURE)
 
 
+def _supervision_lines(services) -> list[str]:
+    """What the supervisor saw: each service's last death, and what to do about a dead one."""
+    lines = []
+    for svc in services:
+        if svc.last_death is not None:
+            when = time.strftime("%H:%M:%S", time.localtime(svc.last_death))
+            lines.append(
+                f"{escape(svc.name)}: last died at {when} ({escape(svc.last_exit or '?')}); "
+                f"restarted {svc.restarts} time(s) since `up`; {escape(svc.supervision or '')}"
+            )
+        if svc.note and not svc.running:
+            lines.append(f"[red]{escape(svc.name)}[/]: {escape(svc.note)}")
+    return lines
+
+
 def _service_state(svc) -> str:
-    """healthy, busy (runs but does not answer) or stopped."""
+    """healthy, busy (runs but does not answer) or stopped; the supervisor's row: running,
+    given up (on a service) or stopped."""
+    if svc.name == SUPERVISOR_ROW:
+        return svc.supervision or ("running" if svc.running else "stopped")
     if svc.healthy:
         return "healthy"
     return "busy" if svc.running else "stopped"

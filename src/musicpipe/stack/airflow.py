@@ -142,20 +142,25 @@ class AirflowServices(AirflowApi):
             raise AirflowError(f"`airflow db migrate` failed; see {log}")
         for name, process in self.processes.items():
             if not process.is_running():
-                cmd = [self._airflow(), name]
-                if name == "api-server":
-                    cmd += ["--host", self.settings.host, "--port", str(self.settings.airflow_port)]
-                else:
-                    # Task logs are files under AIRFLOW_HOME that the api-server reads; the log
-                    # servers would listen on every interface, on fixed ports.
-                    cmd += ["--skip-serve-logs"] if name in ("scheduler", "triggerer") else []
-                process.start(cmd, env=env, cwd=self.home)
+                self.start_component(name, env)
         progress("Airflow ready: starting api-server, scheduler, dag-processor, triggerer")
         try:
             self.wait_healthy(max(deadline - time.monotonic(), 1), progress)
         except BaseException:
             self.stop()  # nothing half started is left behind
             raise
+
+    def start_component(self, name: str, env: dict[str, str] | None = None) -> int:
+        """Start one component (``up``, and the supervisor's restarts); its PID."""
+        cmd = [self._airflow(), name]
+        if name == "api-server":
+            cmd += ["--host", self.settings.host, "--port", str(self.settings.airflow_port)]
+        else:
+            # Task logs are files under AIRFLOW_HOME that the api-server reads; the log
+            # servers would listen on every interface, on fixed ports.
+            cmd += ["--skip-serve-logs"] if name in ("scheduler", "triggerer") else []
+        env = self.environment() if env is None else env
+        return self.processes[name].start(cmd, env=env, cwd=self.home)
 
     def wait_healthy(
         self, timeout: float, progress: Callable[[str], None] = lambda stage: None

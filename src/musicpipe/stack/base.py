@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from musicpipe.stack.recovery import Recovery
 
 GLUE_HEALTH_PATH = "/health"  # the Glue job emulator's
+SUPERVISOR_ROW = "supervisor"  # the embedded stack's supervisor, in `status`
 
 
 class StackError(RuntimeError):
@@ -40,6 +41,12 @@ class ServiceStatus:
     endpoint: str
     uptime_s: float | None
     log: str  # a log file, or the command that shows the log
+    # What the embedded stack's supervisor saw since the last `up` (stack/supervision.py).
+    restarts: int = 0
+    last_death: float | None = None  # seconds since the epoch
+    last_exit: str | None = None
+    supervision: str | None = None
+    note: str | None = None  # what to do about it, when it is down
 
 
 @dataclass

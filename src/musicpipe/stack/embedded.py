@@ -4,12 +4,14 @@ emulator, and Airflow's components running the DAG, all on loopback; no Docker, 
 ``up`` checks what the stack needs, starts moto and the Glue emulator (each by PID, in its own
 process group, logging to the state folder), bootstraps every resource of the manifest,
 restores the snapshot the last ``down`` saved (and after an unclean stop replays the journal
-of moto's writes on top), deploys the Glue jobs and starts Airflow. ``down`` stops Airflow and
-Glue, saves the snapshot, then stops moto.
+of moto's writes on top), deploys the Glue jobs and starts Airflow, and last the supervisor
+(stack/supervisor.py), which restarts a service that dies. ``down`` stops the supervisor, then
+Airflow and Glue, saves the snapshot, then stops moto.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
@@ -40,6 +42,7 @@ from musicpipe.stack.persistence import SnapshotSummary, read_summary, save_snap
 from musicpipe.stack.probe import Probe, probe_http
 from musicpipe.stack.recovery import restore_state, start_journal
 from musicpipe.stack.settings import StackSettings
+from musicpipe.stack.supervision import NOT_RESTARTED, supervision_state
 
 HEALTH_PATH = "/moto-api/"
 
@@ -53,6 +56,10 @@ class EmbeddedStack:
         self.moto = ManagedProcess("moto", settings.state_dir)
         self.glue = ManagedProcess("glue", settings.state_dir)
         self.airflow = AirflowServices(settings, manifest)
+        # Its children are the services it restarted: stopped by their own PID files, in order.
+        self.supervisor = ManagedProcess(
+            "supervisor", settings.state_dir, children_are_services=True
+        )
 
     @property
     def glue_state_dir(self) -> Path:
@@ -63,7 +70,12 @@ class EmbeddedStack:
         return LocalAws(self.settings.aws_endpoint, self.manifest.region)
 
     def is_running(self) -> bool:
-        return self.moto.is_running() or self.glue.is_running() or self.airflow.is_running()
+        return (
+            self.moto.is_running()
+            or self.glue.is_running()
+            or self.airflow.is_running()
+            or self.supervisor.is_running()
+        )
 
     def aws_healthy(self) -> bool:
         return http_ok(self.settings.aws_endpoint + HEALTH_PATH)
@@ -100,6 +112,8 @@ class EmbeddedStack:
         preflight.check_java()
         s = self.settings
         make_private(s.state_dir)
+        # `up` alone starts services until it is done; the supervisor comes back last.
+        self.stop_supervisor()
         # Check every port before starting anything, so a clash leaves nothing half started.
         for process, port, what, var in (
             (self.moto, s.aws_port, "the AWS emulator", "MUSICPIPE_AWS_PORT"),
@@ -153,6 +167,8 @@ class EmbeddedStack:
         changes += deploy_job_changes(self, LOCAL_ACCOUNT_ID)
         if s.airflow:
             self.airflow.start(left(timeout), progress)
+        progress("supervisor: restarts a service that dies")
+        self.start_supervisor(left(30))
         return UpReport(already, changes, restored, fresh, recovery)
 
     def _start_moto(self, health_timeout: float) -> None:
@@ -182,10 +198,20 @@ class EmbeddedStack:
             f"Its log: {process.log_file}"
         )
 
+    def service_env(self) -> dict[str, str]:
+        """The environment moto and the Glue emulator start with."""
+        return local_environment(dict(os.environ), self.settings.aws_endpoint, self.manifest.region)
+
     def _start_glue(self, health_timeout: float) -> None:
         s = self.settings
-        env = local_environment(dict(os.environ), s.aws_endpoint, self.manifest.region)
-        cmd = [
+        cmd = self.glue_command()
+        self._start_service(
+            self.glue, cmd, self.service_env(), self.glue_healthy, s.glue_endpoint, health_timeout
+        )
+
+    def glue_command(self) -> list[str]:
+        s = self.settings
+        return [
             sys.executable,
             "-m",
             "musicpipe.glue.server",
@@ -202,12 +228,49 @@ class EmbeddedStack:
             "--temp-dir",
             f"s3://{self.manifest.artifacts_bucket}/temporary/",
         ]
-        self._start_service(self.glue, cmd, env, self.glue_healthy, s.glue_endpoint, health_timeout)
+
+    # -- the supervisor ----------------------------------------------------------------------
+    def start_supervisor(self, timeout: float) -> None:
+        """Start the supervisor and wait until it watches (its first report is written)."""
+        s = self.settings
+        env = {**os.environ, "MUSICPIPE_STATE_DIR": str(s.state_dir.resolve())}
+        cmd = [sys.executable, "-m", "musicpipe.stack.supervisor"]
+        pid = self.supervisor.start(cmd, env=env, cwd=Path.cwd())
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.supervisor.is_running():
+                raise StackError(
+                    f"the supervisor exited at start. Last lines of {self.supervisor.log_file}:\n"
+                    + self.supervisor.tail()
+                )
+            if (self.supervision() or {}).get("pid") == pid:
+                return
+            time.sleep(0.1)
+        self.supervisor.stop()
+        raise StackError(
+            f"the supervisor did not start within {timeout:.0f} s; its log: "
+            f"{self.supervisor.log_file}"
+        )
+
+    def stop_supervisor(self) -> None:
+        # Its restart counts are those since the `up` that started it.
+        self.supervisor.stop(timeout=10)
+        self.settings.supervision_file.unlink(missing_ok=True)
+
+    def supervision(self) -> dict | None:
+        """The supervisor's last report (stack/supervision.py's document), if any."""
+        try:
+            doc = json.loads(self.settings.supervision_file.read_text())
+        except (OSError, ValueError):
+            return None
+        return doc if isinstance(doc, dict) else None
 
     # -- down ----------------------------------------------------------------------------
     def down(self, save: bool = True) -> SnapshotSummary | None:
-        # What writes stops before what was written is saved: Airflow first (its tasks drive
-        # Glue), then Glue (a run finishing in the grace period still writes to S3).
+        # The supervisor first, or it would start again what `down` stops. What writes stops
+        # before what was written is saved: Airflow (its tasks drive Glue), then Glue (a run
+        # finishing in the grace period still writes to S3).
+        self.supervisor.stop(timeout=10)
         self.airflow.stop()
         self.glue.stop(timeout=30)
         # moto holds the whole state only if it answers and its journal is live (not one an
@@ -240,23 +303,19 @@ class EmbeddedStack:
     def status(self) -> StackStatus:
         healthy = self.aws_healthy() if self.moto.is_running() else False
         services = [
-            ServiceStatus(
-                name="aws (moto)",
-                running=self.moto.is_running(),
-                healthy=healthy,
-                pid=self.moto.pid(),
-                endpoint=self.settings.aws_endpoint,
-                uptime_s=self.moto.uptime(),
-                log=str(self.moto.log_file),
+            self._service_status(
+                "aws (moto)",
+                self.moto,
+                healthy,
+                self.settings.aws_endpoint,
+                str(self.moto.log_file),
             ),
-            ServiceStatus(
-                name="glue (emulator)",
-                running=self.glue.is_running(),
-                healthy=self.glue.is_running() and self.glue_healthy(),
-                pid=self.glue.pid(),
-                endpoint=self.settings.glue_endpoint,
-                uptime_s=self.glue.uptime(),
-                log=str(self.glue.log_file),
+            self._service_status(
+                "glue (emulator)",
+                self.glue,
+                self.glue.is_running() and self.glue_healthy(),
+                self.settings.glue_endpoint,
+                str(self.glue.log_file),
             ),
         ]
         # Only our own Airflow's health: another program may answer on its port.
@@ -269,15 +328,53 @@ class EmbeddedStack:
         shown = self.settings.airflow or self.airflow.is_running()
         for name, process in self.airflow.processes.items() if shown else ():
             services.append(
-                ServiceStatus(
-                    name=f"airflow {name}",
-                    running=process.is_running(),
-                    healthy=process.is_running() and airflow_health[name],
-                    pid=process.pid(),
-                    endpoint=self.airflow.url if name == "api-server" else "-",
-                    uptime_s=process.uptime(),
-                    log=str(process.log_file),
+                self._service_status(
+                    f"airflow {name}",
+                    process,
+                    process.is_running() and airflow_health[name],
+                    self.airflow.url if name == "api-server" else "-",
+                    str(process.log_file),
                 )
             )
+        running = self.supervisor.is_running()
+        doc = self.supervision()
+        services.append(
+            ServiceStatus(
+                name="supervisor",
+                running=running,
+                healthy=running,
+                pid=self.supervisor.pid(),
+                endpoint="-",
+                uptime_s=self.supervisor.uptime(),
+                log=str(self.supervisor.log_file),
+                supervision=supervision_state(running, doc),
+            )
+        )
         resources = resource_states(self, healthy, healthy and self.glue_healthy())
         return StackStatus(services, resources, read_summary(self.settings.snapshot_dir))
+
+    def _service_status(
+        self, name: str, process: ManagedProcess, healthy: bool, endpoint: str, log: str
+    ) -> ServiceStatus:
+        """One service's row, with what the supervisor saw of it since the last `up`."""
+        seen = ((self.supervision() or {}).get("services") or {}).get(process.name) or {}
+        running = process.is_running()
+        note = None
+        if not running and process.name in NOT_RESTARTED:
+            note = NOT_RESTARTED[process.name]
+        elif not running and seen.get("given_up"):
+            note = f"{seen['supervision']}; run `musicpipe up` once the cause is fixed"
+        return ServiceStatus(
+            name=name,
+            running=running,
+            healthy=healthy,
+            pid=process.pid(),
+            endpoint=endpoint,
+            uptime_s=process.uptime(),
+            log=log,
+            restarts=int(seen.get("restarts", 0)),
+            last_death=seen.get("last_death"),
+            last_exit=seen.get("last_exit"),
+            supervision=seen.get("supervision"),
+            note=note,
+        )

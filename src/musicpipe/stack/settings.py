@@ -14,7 +14,7 @@ from typing import Any
 
 from musicpipe.manifest import ConfigError, read_config_section
 
-DEFAULTS: dict[str, str | int] = {
+DEFAULTS: dict[str, str | int | float] = {
     "host": "127.0.0.1",
     "aws_port": 4566,
     "glue_port": 4567,
@@ -26,8 +26,16 @@ DEFAULTS: dict[str, str | int] = {
     "stack": "auto",
     # The Compose stack's AWS: localstack, or moto (moto's image, docker-compose.moto.yml).
     "compose_aws": "localstack",
+    # The embedded stack's supervisor restarts a dead service after a delay that starts here
+    # and doubles up to the maximum, at most `restart_limit` times in `restart_window_seconds`
+    # (then it gives up on that service until the next `up`); 0 never restarts.
+    "restart_backoff_seconds": 1.0,
+    "restart_max_backoff_seconds": 60.0,
+    "restart_limit": 5,
+    "restart_window_seconds": 600.0,
 }
 PORT_KEYS = ("aws_port", "glue_port", "airflow_port")
+SECONDS_KEYS = ("restart_backoff_seconds", "restart_max_backoff_seconds", "restart_window_seconds")
 
 
 @dataclass(frozen=True)
@@ -40,6 +48,10 @@ class StackSettings:
     airflow: bool = True
     stack: str = "auto"
     compose_aws: str = "localstack"
+    restart_backoff_seconds: float = 1.0
+    restart_max_backoff_seconds: float = 60.0
+    restart_limit: int = 5
+    restart_window_seconds: float = 600.0
 
     @property
     def aws_endpoint(self) -> str:
@@ -69,6 +81,11 @@ class StackSettings:
     def journal_file(self) -> Path:
         """The embedded AWS's writes since the snapshot (stack/journal.py)."""
         return self.state_dir / "journal" / "aws.journal"
+
+    @property
+    def supervision_file(self) -> Path:
+        """What the supervisor saw and did since the last `up` (stack/supervisor.py)."""
+        return self.state_dir / "supervision.json"
 
 
 def load_settings(
@@ -111,6 +128,7 @@ def load_settings(
             f"compose_aws must be localstack or moto, got {values['compose_aws']!r} "
             "(MUSICPIPE_COMPOSE_AWS or [stack] compose_aws)"
         )
+    restarts = _restart_settings(values)
     state_dir = Path(str(values["state_dir"])).expanduser()
     if not state_dir.is_absolute():
         state_dir = (cwd or Path.cwd()) / state_dir
@@ -123,4 +141,33 @@ def load_settings(
         airflow=flag in ("true", "1", "yes"),
         stack=stack,
         compose_aws=compose_aws,
+        **restarts,
     )
+
+
+def _restart_settings(values: dict[str, Any]) -> dict[str, Any]:
+    """The supervisor's restart policy, checked: positive seconds, a whole limit ≥ 0."""
+    out: dict[str, Any] = {}
+    for key in SECONDS_KEYS:
+        try:
+            out[key] = float(values[key])
+        except (TypeError, ValueError):
+            out[key] = -1.0
+        if not 0 < out[key] < float("inf"):
+            raise ConfigError(
+                f"{key} must be a positive number of seconds, got {values[key]!r} "
+                f"(MUSICPIPE_{key.upper()} or [stack] {key})"
+            )
+    if out["restart_max_backoff_seconds"] < out["restart_backoff_seconds"]:
+        raise ConfigError(
+            "restart_max_backoff_seconds must be at least restart_backoff_seconds, got "
+            f"{out['restart_max_backoff_seconds']} < {out['restart_backoff_seconds']}"
+        )
+    raw = str(values["restart_limit"]).strip()
+    if not raw.isdigit():
+        raise ConfigError(
+            f"restart_limit must be a whole number ≥ 0 (0: never restart), got "
+            f"{values['restart_limit']!r} (MUSICPIPE_RESTART_LIMIT or [stack] restart_limit)"
+        )
+    out["restart_limit"] = int(raw)
+    return out
