@@ -305,4 +305,8 @@ with DAG(
     wait_for_streams_files >> validate_data_quality >> branch
     branch >> realtime_etl_processing >> written
     branch >> [failed, no_new_files]
-    [written, failed, no_new_files, nothing_due] >> archive_processed_files() >> fail_on_failed_files()
+    (
+        [written, failed, no_new_files, nothing_due]
+        >> archive_processed_files()
+        >> fail_on_failed_files()
+    )
