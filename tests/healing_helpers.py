@@ -21,14 +21,14 @@ from pathlib import Path
 
 import psutil
 
-from musicpipe.contract.layout import ARCHIVE_PREFIX
+from musicpipe.contract.layout import ARCHIVE_PREFIX, PINNED_PREFIX
 from musicpipe.data.catalogue import Catalogue
 from musicpipe.data.streams import write_streams
 from musicpipe.stack.runs import ACTIVE, is_busy_error, run_views
 
 from .conftest import SAMPLES, run_cli
 from .pipeline_helpers import assert_rows_accounted, assert_same_kpis, oracle_items
-from .test_pipeline_e2e import RAW, View
+from .test_pipeline_e2e import PROCESSED, RAW, View
 
 SONGS, USERS = SAMPLES / "songs.csv", SAMPLES / "users.csv"
 ETL_SCRIPT = "music_streaming_etl_complete.py"
@@ -194,6 +194,12 @@ class Healing(View):
             timeout,
             "no active DAG run",
         )
+
+    def pinned(self, keys: list[str]) -> bool:
+        """Every key pinned by a running ETL (pinned/<batch_id>/<key>, data contract §3.2):
+        the ETL has claimed them and is about to read them with Spark."""
+        pinned = self.keys(PROCESSED, PINNED_PREFIX)
+        return all(any(p.endswith("/" + k) for p in pinned) for k in keys)
 
     def runs(self, since: datetime | None = None):
         return run_views(self.stack.airflow, since)
