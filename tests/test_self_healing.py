@@ -70,18 +70,25 @@ def restarts(env, name: str) -> int:
     return next(s for s in services if s["name"] == name)["restarts"]
 
 
+def kill_and_heal(stack, view: Healing, files: Batch, service: str, pid: int = 0) -> None:
+    """kill -9 ``service`` (PID ``pid`` if known) now; then the files must heal with no manual
+    step, nothing of its process tree may be left, and the supervisor must have started it
+    again."""
+    pid = pid or service_pid(stack.env, service)
+    doomed = tree(pid)
+    kill9(psutil.Process(pid))
+    view.wait_done(files.keys, HEAL_TIMEOUT)
+    view.assert_healed(files)
+    assert not alive(doomed)
+    assert restarts(stack.env, service) >= 1
+
+
 def test_glue_emulator_killed_while_the_etl_runs(stack, view, tmp_path):
     files = batch(tmp_path, date(2026, 3, 1), "glue-kill", "g1.csv", "g2.csv")
     view.upload(files)
     glue = service_pid(stack.env, "glue (emulator)")
     wait_for(lambda: etl_script(glue), 240, "the ETL script running", poll=0.2)
-    doomed = tree(glue)
-    kill9(psutil.Process(glue))
-
-    view.wait_done(files.keys, HEAL_TIMEOUT)
-    view.assert_healed(files)
-    assert not alive(doomed)
-    assert restarts(stack.env, "glue (emulator)") >= 1
+    kill_and_heal(stack, view, files, "glue (emulator)", glue)
 
 
 def test_spark_driver_killed_while_the_etl_runs(stack, view, tmp_path):
@@ -106,14 +113,8 @@ def test_airflow_scheduler_killed_mid_run(stack, view, tmp_path):
     files = batch(tmp_path, date(2026, 3, 3), "scheduler-kill", "s1.csv", "s2.csv")
     view.upload(files)
     wait_for(lambda: view.task_running("realtime_etl_processing"), 240, "the ETL task running")
-    scheduler = service_pid(stack.env, "airflow scheduler")
-    doomed = tree(scheduler)  # with its LocalExecutor workers and the running task
-    kill9(psutil.Process(scheduler))
-
-    view.wait_done(files.keys, HEAL_TIMEOUT)
-    view.assert_healed(files)
-    assert not alive(doomed)
-    assert restarts(stack.env, "airflow scheduler") >= 1
+    # Its tree holds the LocalExecutor workers and the running task.
+    kill_and_heal(stack, view, files, "airflow scheduler")
 
 
 def test_airflow_triggerer_killed_while_it_holds_the_arrivals(stack, view, tmp_path):
@@ -122,15 +123,8 @@ def test_airflow_triggerer_killed_while_it_holds_the_arrivals(stack, view, tmp_p
     for files it found). Killed right after the upload, the arrival may die with it; the
     restarted triggerer or the retry timer still takes the files."""
     files = batch(tmp_path, date(2026, 3, 4), "triggerer-kill", "t1.csv", "t2.csv")
-    triggerer = service_pid(stack.env, "airflow triggerer")
-    doomed = tree(triggerer)  # with its trigger runner
     view.upload(files)
-    kill9(psutil.Process(triggerer))
-
-    view.wait_done(files.keys, HEAL_TIMEOUT)
-    view.assert_healed(files)
-    assert not alive(doomed)
-    assert restarts(stack.env, "airflow triggerer") >= 1
+    kill_and_heal(stack, view, files, "airflow triggerer")  # its tree: the trigger runner
 
 
 def test_down_in_the_middle_of_a_run_then_up(stack, view, tmp_path):
