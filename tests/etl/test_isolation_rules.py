@@ -90,6 +90,16 @@ def test_a_spark_error_is_its_root_cause_and_what_to_do():
     assert "\n" not in error and "at org.apache" not in error
 
 
+def test_the_hint_survives_a_jvm_that_dropped_the_message():
+    # A warm JVM throws the same exception without message or stack trace (fast throw).
+    trace = SPARK_TRACE.split("Caused by: java.lang")[0] + (
+        "Caused by: java.lang.ArrayIndexOutOfBoundsException\n"
+    )
+    error = spark_error("streams/w.csv", RuntimeError(trace))
+    assert "(ArrayIndexOutOfBoundsException)" in error
+    assert "more than 20,480 fields" in error
+
+
 def test_an_unknown_spark_error_still_says_what_to_do():
     error = spark_error("streams/w.csv", ValueError("boom"))
     assert (

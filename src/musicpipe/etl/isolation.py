@@ -20,11 +20,13 @@ _JAVA_EXCEPTION = re.compile(
     r"^(?::\s*)?(?:Caused by:\s*)?(?:[a-z_$][\w$]*\.)+"  # package
     r"([A-Z][\w$]*(?:Exception|Error))(?::\s*(.*))?$"  # class: message
 )
-# Known causes, with what to do about them.
+# Known causes, with what to do about them. Spark's CSV reader (univocity) overruns its
+# 20,480-column array on a wider row; once the JVM has thrown that a few times it drops the
+# message (HotSpot's fast throw), so the bare exception name has to do.
 _HINTS = (
     (
-        re.compile(r"out of bounds for length 20480|exceeded limit of 20480 columns"),
-        "a row has more than 20,480 fields, more than Spark's CSV reader takes "
+        re.compile(r"ArrayIndexOutOfBoundsException|exceeded limit of 20480 columns"),
+        "most likely a row has more than 20,480 fields, more than Spark's CSV reader takes "
         "(validation reads only the header's columns); remove the extra separators",
     ),
 )
