@@ -85,9 +85,8 @@ def test_the_timer_retries_a_failed_file_and_gives_up_at_the_limit(stack):
     # The given-up file: whole in quarantine, with the reason, and out of streams/.
     reason = f"gave up after {LIMIT} attempts: {LAST_ERROR}"
     assert tracker.get("streams/streams2.csv")["error"] == reason
-    quarantined = [
-        o["Key"] for o in s3.list_objects_v2(Bucket=QUARANTINE, Prefix="quarantine/files/")["Contents"]
-    ]
+    listing = s3.list_objects_v2(Bucket=QUARANTINE, Prefix="quarantine/files/")
+    quarantined = [o["Key"] for o in listing["Contents"]]
     (reason_key,) = [k for k in quarantined if k.endswith("streams2.csv.reason.json")]
     document = json.loads(s3.get_object(Bucket=QUARANTINE, Key=reason_key)["Body"].read())
     assert document["error"] == reason

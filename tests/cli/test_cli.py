@@ -204,6 +204,7 @@ def test_the_cli_keeps_its_top_level_commands_and_imports_little():
         "env",
         "drop",
         "wait",
+        "reprocess",
         "kpis",
         "logs",
         "manifest",

@@ -234,7 +234,12 @@ def test_reference_failure_fails_the_batch_and_moves_nothing(deployed):
         assert files[key]["etag"] == etags[key]
     assert d.keys(d.quarantine) == []
     assert d.keys(d.raw, "streams/") == ["streams/empty.csv", "streams/streams1.csv"]
-    assert d.tracker.scan(ConsistentRead=True)["Items"] == []
+    # Marked NOT_VALIDATED, so the retry judge takes them once a reference file is replaced.
+    items = {i["file_key"]: i for i in d.tracker.scan(ConsistentRead=True)["Items"]}
+    assert {k: (i["status"], i["etag"]) for k, i in items.items()} == {
+        key: ("NOT_VALIDATED", etag) for key, etag in etags.items()
+    }
+    assert "songs/songs.csv" in items["streams/streams1.csv"]["error"]
     assert any("overall_status=FAILED" in line for line in lines)
 
 

@@ -195,7 +195,7 @@ def reprocess(
 def reprocess_files(stack: Stack, *, keys: list[str], failed: bool, day: str | None) -> dict:
     """Judge each file (pipeline.retries.reprocess_decision), mark the taken ones, then send one
     arrival event for them all."""
-    from musicpipe.dag.steps import glue_run_alive, stream_objects
+    from musicpipe.dag.steps import claim_alive, stream_objects
     from musicpipe.pipeline.retries import reprocess_decision
     from musicpipe.pipeline.tracker import Tracker
 
@@ -211,21 +211,17 @@ def reprocess_files(stack: Stack, *, keys: list[str], failed: bool, day: str | N
         keys = sorted(i["file_key"] for i in tracker.items(TrackerStatus.FAILED))
     elif day is not None:
         keys = [k for k, o in waiting.items() if _utc_day(o.last_modified) == day]
-    taken, not_taken = [], []
+    taken: list[dict[str, str]] = []
+    not_taken: list[dict[str, str]] = []
     for key in dict.fromkeys(keys):
         item = tracker.get(key)
         obj = waiting.get(key)
-        claimed = bool(item) and item.get("status") in (
-            TrackerStatus.PROCESSING,
-            TrackerStatus.STAGED,
-        )
-        alive = claimed and glue_run_alive(glue, m.etl_job, str(item.get("run_id") or ""))
+        alive = claim_alive(glue, m.etl_job, item)
         decision = reprocess_decision(key, obj.etag if obj else None, item, claim_alive=alive)
-        reason = decision.reason
-        if decision.mark and not tracker.mark_reprocess(item, time.time()):
-            decision, reason = None, "its tracker item changed meanwhile: try again"
-        row = {"key": key, "reason": reason}
-        (taken if decision is not None and decision.taken else not_taken).append(row)
+        ok, reason = decision.taken, decision.reason
+        if decision.mark and item is not None and not tracker.mark_reprocess(item, time.time()):
+            ok, reason = False, "its tracker item changed meanwhile: try again"
+        (taken if ok else not_taken).append({"key": key, "reason": reason})
     queue_url = ""
     if taken:
         sqs = stack.aws.client("sqs")

@@ -72,6 +72,13 @@ def glue_run_alive(glue, job_name: str, run_id: str) -> bool:
     return run.get("JobRunState") in LIVE_GLUE_STATES
 
 
+def claim_alive(glue, etl_job: str, item: dict | None) -> bool:
+    """Whether ``item`` is a PROCESSING or STAGED claim whose Glue run still runs."""
+    if item is None or item.get("status") not in (TrackerStatus.PROCESSING, TrackerStatus.STAGED):
+        return False
+    return glue_run_alive(glue, etl_job, str(item.get("run_id") or ""))
+
+
 def judge_streams(
     s3, tracker: Tracker, glue, *, raw_bucket: str, etl_job: str, settings: RetrySettings, now
 ) -> list[tuple[Judgement, dict | None]]:
@@ -80,11 +87,7 @@ def judge_streams(
     verdicts = []
     for obj in stream_objects(s3, raw_bucket):
         item = tracker.get(obj.key)
-        claimed = item is not None and item.get("status") in (
-            TrackerStatus.PROCESSING,
-            TrackerStatus.STAGED,
-        )
-        alive = claimed and glue_run_alive(glue, etl_job, str(item.get("run_id") or ""))
+        alive = claim_alive(glue, etl_job, item)
         verdicts.append((judge(obj, item, settings, now, refs, alive), item))
     return verdicts
 

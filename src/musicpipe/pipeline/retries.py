@@ -203,7 +203,7 @@ def reprocess_decision(
     if etag is None:
         if item and item.get("archived_key"):
             return ReprocessDecision(key, False, False, f"archived to {item['archived_key']}")
-        if status == TrackerStatus.QUARANTINED:
+        if item and status == TrackerStatus.QUARANTINED:
             return ReprocessDecision(key, False, False, f"quarantined: {item.get('error')}")
         return ReprocessDecision(key, False, False, "not found in streams/")
     if item is None:

@@ -79,45 +79,57 @@ class Tracker:
             alive = run_is_alive is None or run_is_alive(str(previous.get("run_id", "")))
             if not mine and fresh and alive:
                 return False
-        stamp = now_iso()
-        condition, values = self._unchanged(previous)
         # New content is a new file for the retry limit (§8.1): its attempts start again.
-        same_content = previous is not None and previous.get("etag") == etag
-        attempts = int(previous.get("attempts", 0)) + 1 if same_content and previous else 1
+        attempts = self._attempts_of(previous, etag) + 1
+        stamp = now_iso()
+        return self._update_if_unchanged(
+            file_key,
+            previous,
+            "SET etag = :etag, #s = :processing, batch_id = :batch, run_id = :run, "
+            "updated_at = :now, claimed_epoch = :epoch, "
+            "created_at = if_not_exists(created_at, :now), attempts = :attempts REMOVE #e",
+            {
+                ":etag": etag,
+                ":processing": TrackerStatus.PROCESSING,
+                ":batch": batch_id,
+                ":run": run_id,
+                ":now": stamp,
+                ":epoch": Decimal(str(int(time.time()))),
+                ":attempts": Decimal(attempts),
+            },
+        )
+
+    @staticmethod
+    def _attempts_of(previous: dict | None, etag: str) -> int:
+        """The attempts so far of this content (a new ETag has had none)."""
+        if previous is None or previous.get("etag") != etag:
+            return 0
+        return int(previous.get("attempts", 0))
+
+    def _update_if_unchanged(
+        self, file_key: str, previous: dict | None, expression: str, values: dict[str, object]
+    ) -> bool:
+        """One conditional write: only if the item is as it was read (or still absent); False
+        when another writer came first. ``#s`` and ``#e`` name status and error."""
+        if previous:
+            condition = "updated_at = :seen"
+            values = {**values, ":seen": previous.get("updated_at", "")}
+        else:
+            condition = "attribute_not_exists(file_key)"
+        names = {n: a for n, a in (("#s", "status"), ("#e", "error")) if n in expression}
         try:
             self.table.update_item(
                 Key={"file_key": file_key},
-                UpdateExpression=(
-                    "SET etag = :etag, #s = :processing, batch_id = :batch, run_id = :run, "
-                    "updated_at = :now, claimed_epoch = :epoch, "
-                    "created_at = if_not_exists(created_at, :now), "
-                    "attempts = :attempts REMOVE #e"
-                ),
+                UpdateExpression=expression,
                 ConditionExpression=condition,
-                ExpressionAttributeNames={"#s": "status", "#e": "error"},
-                ExpressionAttributeValues={
-                    **values,
-                    ":etag": etag,
-                    ":processing": TrackerStatus.PROCESSING,
-                    ":batch": batch_id,
-                    ":run": run_id,
-                    ":now": stamp,
-                    ":epoch": Decimal(str(int(time.time()))),
-                    ":attempts": Decimal(attempts),
-                },
+                **({"ExpressionAttributeNames": names} if names else {}),
+                ExpressionAttributeValues=values,
             )
         except ClientError as exc:
             if error_code(exc) == CONDITIONAL_CHECK_FAILED:
                 return False
             raise
         return True
-
-    @staticmethod
-    def _unchanged(previous: dict | None) -> tuple[str, dict[str, object]]:
-        """The condition that the item is as it was read (or still absent)."""
-        if previous:
-            return "updated_at = :seen", {":seen": previous.get("updated_at", "")}
-        return "attribute_not_exists(file_key)", {}
 
     def mark_not_validated(self, file_key: str, etag: str, batch_id: str, reason: str) -> bool:
         """Record that a reference file failed, so the file was not validated (§8.1); False
@@ -135,61 +147,48 @@ class Tracker:
                 and fresh
             ):
                 return False
-        condition, values = self._unchanged(previous)
-        # Attempts stay with the content: a new ETag has had none.
-        same_content = previous is not None and previous.get("etag") == etag
-        attempts = int(previous.get("attempts", 0)) if same_content and previous else 0
-        try:
-            self.table.update_item(
-                Key={"file_key": file_key},
-                UpdateExpression=(
-                    "SET etag = :etag, #s = :status, batch_id = :batch, updated_at = :now, "
-                    "not_validated_epoch = :epoch, #e = :reason, attempts = :attempts, "
-                    "created_at = if_not_exists(created_at, :now)"
-                ),
-                ConditionExpression=condition,
-                ExpressionAttributeNames={"#s": "status", "#e": "error"},
-                ExpressionAttributeValues={
-                    **values,
-                    ":etag": etag,
-                    ":status": TrackerStatus.NOT_VALIDATED,
-                    ":batch": batch_id,
-                    ":now": now_iso(),
-                    ":epoch": epoch_decimal(time.time()),
-                    ":reason": reason[:4000],
-                    ":attempts": Decimal(attempts),
-                },
-            )
-        except ClientError as exc:
-            if error_code(exc) == CONDITIONAL_CHECK_FAILED:
-                return False
-            raise
-        return True
+        return self._update_if_unchanged(
+            file_key,
+            previous,
+            "SET etag = :etag, #s = :status, batch_id = :batch, updated_at = :now, "
+            "not_validated_epoch = :epoch, #e = :reason, attempts = :attempts, "
+            "created_at = if_not_exists(created_at, :now)",
+            {
+                ":etag": etag,
+                ":status": TrackerStatus.NOT_VALIDATED,
+                ":batch": batch_id,
+                ":now": now_iso(),
+                ":epoch": epoch_decimal(time.time()),
+                ":reason": reason[:4000],
+                ":attempts": Decimal(self._attempts_of(previous, etag)),
+            },
+        )
 
     def mark_reprocess(self, item: dict, epoch: float) -> bool:
         """``musicpipe reprocess``: attempts back to 0 and a ``reprocess_epoch`` mark, so the
         retry judge takes the file now (§8.1). Conditional on the item being as read; False
         when it changed meanwhile."""
-        condition, values = self._unchanged(item)
-        try:
-            self.table.update_item(
-                Key={"file_key": item["file_key"]},
-                UpdateExpression=(
-                    "SET attempts = :zero, reprocess_epoch = :epoch, updated_at = :now"
-                ),
-                ConditionExpression=condition,
-                ExpressionAttributeValues={
-                    **values,
-                    ":zero": Decimal(0),
-                    ":epoch": epoch_decimal(epoch),
-                    ":now": now_iso(),
-                },
-            )
-        except ClientError as exc:
-            if error_code(exc) == CONDITIONAL_CHECK_FAILED:
-                return False
-            raise
-        return True
+        return self._update_if_unchanged(
+            item["file_key"],
+            item,
+            "SET attempts = :zero, reprocess_epoch = :epoch, updated_at = :now",
+            {":zero": Decimal(0), ":epoch": epoch_decimal(epoch), ":now": now_iso()},
+        )
+
+    def give_up(self, item: dict, batch_id: str, reason: str) -> bool:
+        """QUARANTINED with ``reason`` after the retry limit (§8.1), once the file was moved;
+        conditional on the item being as the judge read it (False when it changed)."""
+        return self._update_if_unchanged(
+            item["file_key"],
+            item,
+            "SET #s = :status, #e = :reason, batch_id = :batch, updated_at = :now",
+            {
+                ":status": TrackerStatus.QUARANTINED,
+                ":reason": reason[:4000],
+                ":batch": batch_id,
+                ":now": now_iso(),
+            },
+        )
 
     def set_status(
         self,
@@ -243,29 +242,3 @@ class Tracker:
         if status is not None:
             items = [i for i in items if i.get("status") == status]
         return items
-
-    def give_up(self, item: dict, batch_id: str, reason: str) -> bool:
-        """QUARANTINED with ``reason`` after the retry limit (§8.1), once the file was moved;
-        conditional on the item being as the judge read it (False when it changed)."""
-        condition, values = self._unchanged(item)
-        try:
-            self.table.update_item(
-                Key={"file_key": item["file_key"]},
-                UpdateExpression=(
-                    "SET #s = :status, #e = :reason, batch_id = :batch, updated_at = :now"
-                ),
-                ConditionExpression=condition,
-                ExpressionAttributeNames={"#s": "status", "#e": "error"},
-                ExpressionAttributeValues={
-                    **values,
-                    ":status": TrackerStatus.QUARANTINED,
-                    ":reason": reason[:4000],
-                    ":batch": batch_id,
-                    ":now": now_iso(),
-                },
-            )
-        except ClientError as exc:
-            if error_code(exc) == CONDITIONAL_CHECK_FAILED:
-                return False
-            raise
-        return True
