@@ -25,6 +25,17 @@ def _wait_for_file(path: Path, lines: int = 1, timeout: float = 10) -> list[int]
     raise AssertionError(f"{path} never had {lines} PIDs")
 
 
+def _start_with_workers(proc: ManagedProcess, worker: str, count: int = 1):
+    """Start ``proc`` as a leader running ``count`` copies of the shell command ``worker`` in
+    the background, as a scheduler runs its workers; the leader's PID and the workers'."""
+    pid_file = proc.state_dir / f"{proc.name}-workers.pid"
+    leader = proc.start(
+        ["bash", "-c", f"for i in $(seq {count}); do {worker} & echo $! >> {pid_file}; done; wait"],
+        env=dict(os.environ),
+    )
+    return leader, _wait_for_file(pid_file, lines=count)
+
+
 def _in_own_session(pid: int, parent_group: int) -> None:
     """Wait until setsid has moved ``pid`` out of ``parent_group``."""
     deadline = time.monotonic() + 10
@@ -60,17 +71,8 @@ def test_what_a_killed_leader_left_in_its_group_is_stopped(tmp_path):
     """A scheduler killed with -9 leaves its workers in its process group; `down` must still
     end them, although the recorded process is gone."""
     proc = ManagedProcess("scheduler", tmp_path)
-    workers = tmp_path / "workers.pid"
-    leader = proc.start(
-        # The workers ignore SIGTERM, as Airflow's task workers were seen to.
-        [
-            "bash",
-            "-c",
-            f"for i in 1 2; do (trap '' TERM; exec sleep 300) & echo $! >> {workers}; done; wait",
-        ],
-        env=dict(os.environ),
-    )
-    pids = _wait_for_file(workers, lines=2)
+    # The workers ignore SIGTERM, as Airflow's task workers were seen to.
+    leader, pids = _start_with_workers(proc, "(trap '' TERM; exec sleep 300)", count=2)
     os.kill(leader, signal.SIGKILL)
     assert _gone(leader)
     assert not proc.is_running()  # the recorded process is dead…
@@ -172,9 +174,7 @@ def test_no_proc_filesystem_in_the_package():
 
 def test_each_child_carries_the_services_token(tmp_path):
     proc = ManagedProcess("tokened", tmp_path)
-    child_file = tmp_path / "child.pid"
-    proc.start(["bash", "-c", f"sleep 300 & echo $! > {child_file}; wait"], env=dict(os.environ))
-    (child,) = _wait_for_file(child_file)
+    _, (child,) = _start_with_workers(proc, "sleep 300")
     try:
         assert psutil.Process(child).environ()[TOKEN_ENV] == proc.token
         assert str(tmp_path.resolve()) in proc.token and proc.token.endswith("::tokened")
@@ -189,16 +189,7 @@ def test_starting_again_first_ends_what_the_killed_run_left(tmp_path):
     """`up` after a kill -9 used to overwrite the PID file, and the dead leader's worker (here
     in a session of its own, ignoring SIGTERM) ran on for ever."""
     proc = ManagedProcess("scheduler", tmp_path)
-    worker_file = tmp_path / "worker.pid"
-    leader = proc.start(
-        [
-            "bash",
-            "-c",
-            f"setsid bash -c \"trap '' TERM; exec sleep 300\" & echo $! > {worker_file}; wait",
-        ],
-        env=dict(os.environ),
-    )
-    (worker,) = _wait_for_file(worker_file)
+    leader, (worker,) = _start_with_workers(proc, "setsid bash -c \"trap '' TERM; exec sleep 300\"")
     _in_own_session(worker, leader)
     os.kill(leader, signal.SIGKILL)
     assert _gone(leader)
@@ -215,11 +206,7 @@ def test_starting_again_first_ends_what_the_killed_run_left(tmp_path):
 
 def test_stop_ends_an_orphan_that_no_tree_reaches(tmp_path):
     proc = ManagedProcess("orphaning", tmp_path)
-    orphan_file = tmp_path / "orphan.pid"
-    leader = proc.start(
-        ["bash", "-c", f"setsid sleep 300 & echo $! > {orphan_file}; wait"], env=dict(os.environ)
-    )
-    (orphan,) = _wait_for_file(orphan_file)
+    leader, (orphan,) = _start_with_workers(proc, "setsid sleep 300")
     _in_own_session(orphan, leader)
     os.kill(leader, signal.SIGKILL)
     assert _gone(leader)
@@ -232,16 +219,7 @@ def test_a_supervisors_stop_leaves_the_services_it_started(tmp_path):
     """The supervisor's children are services with PID files and tokens of their own, stopped
     by `down` in their own order after it."""
     supervisor = ManagedProcess("supervisor", tmp_path, children_are_services=True)
-    service_file = tmp_path / "service.pid"
-    supervisor.start(
-        [
-            "bash",
-            "-c",
-            f"{TOKEN_ENV}=another-service setsid sleep 300 & echo $! > {service_file}; wait",
-        ],
-        env=dict(os.environ),
-    )
-    (service,) = _wait_for_file(service_file)
+    _, (service,) = _start_with_workers(supervisor, f"{TOKEN_ENV}=another-service setsid sleep 300")
     _in_own_session(service, supervisor.pid())
     try:
         assert supervisor.stop(timeout=5)

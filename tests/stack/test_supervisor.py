@@ -15,6 +15,7 @@ import pytest
 
 from musicpipe.aws.local import LocalAws
 from musicpipe.processes import TOKEN_ENV, ManagedProcess, is_alive, token_carriers
+from musicpipe.stack.base import GLUE_HEALTH_PATH, http_ok
 
 from ..conftest import isolated_env, run_cli
 
@@ -22,7 +23,7 @@ ROLE = "arn:aws:iam::123456789012:role/musicpipe-glue-job-role"
 LOST_RUN = """\
 import os, subprocess, time
 # A child in a session of its own that ignores SIGTERM, as a Spark JVM or a task worker may.
-child = subprocess.Popen(["bash", "-c", "trap '' TERM; exec sleep 300"], start_new_session=True)
+child = subprocess.Popen(["bash", "-c", {child!r}], start_new_session=True)
 with open({pids!r} + ".tmp", "w") as f:
     f.write(f"{{os.getpid()}} {{child.pid}}")
 os.replace({pids!r} + ".tmp", {pids!r})
@@ -77,9 +78,16 @@ def kill(stack, name: str) -> int:
 
 
 def glue_back(stack, old_pid: int) -> bool:
-    """The emulator runs again as a new process and `status` calls it healthy."""
+    """The emulator runs again as a new process and answers its health check."""
     pid = process(stack, "glue").pid()
-    return pid not in (None, old_pid) and status(stack)[1]["glue (emulator)"]["state"] == "healthy"
+    return pid not in (None, old_pid) and http_ok(
+        f"http://127.0.0.1:{stack['MUSICPIPE_GLUE_PORT']}{GLUE_HEALTH_PATH}"
+    )
+
+
+def supervision(stack) -> dict:
+    """What the supervisor last wrote for `status`."""
+    return json.loads(Path(stack["MUSICPIPE_STATE_DIR"], "supervision.json").read_text())
 
 
 def our_carriers(stack) -> list[psutil.Process]:
@@ -97,14 +105,17 @@ def our_carriers(stack) -> list[psutil.Process]:
     return found
 
 
-def start_lost_run(stack, tmp_path) -> tuple[object, str, str, list[int]]:
-    """A Python shell run that sleeps with a child that ignores SIGTERM; its and the child's
+def start_lost_run(stack, tmp_path, ignore_term=True) -> tuple[object, str, str, list[int]]:
+    """A Python shell run that sleeps with a child (that ignores SIGTERM); its and the child's
     PIDs once both run."""
+    child = ("trap '' TERM; " if ignore_term else "") + "exec sleep 300"
     aws = LocalAws(f"http://127.0.0.1:{stack['MUSICPIPE_AWS_PORT']}", "us-east-1")
     pids = tmp_path / f"pids-{time.monotonic_ns()}"
     key = f"scripts/{pids.name}.py"
     aws.client("s3").put_object(
-        Bucket="musicpipe.artifacts", Key=key, Body=LOST_RUN.format(pids=str(pids)).encode()
+        Bucket="musicpipe.artifacts",
+        Key=key,
+        Body=LOST_RUN.format(pids=str(pids), child=child).encode(),
     )
     glue = aws.client("glue", endpoint=f"http://127.0.0.1:{stack['MUSICPIPE_GLUE_PORT']}")
     job = f"lost-{pids.name}"
@@ -131,6 +142,7 @@ def test_a_killed_glue_emulator_comes_back_and_its_lost_run_fails(stack, tmp_pat
     print(f"Glue emulator healthy again {took:.1f} s after kill -9")
     code, services = status(stack)
     assert code == 0
+    assert services["glue (emulator)"]["state"] == "healthy"
     assert services["glue (emulator)"]["restarts"] == 1
     assert services["glue (emulator)"]["last_death"] is not None
     # Started by `up`, whose process has ended: not the supervisor's child.
@@ -146,7 +158,7 @@ def test_a_killed_glue_emulator_comes_back_and_its_lost_run_fails(stack, tmp_pat
     assert "glue died" in log and "glue restarted (restart 1)" in log
 
 
-def test_past_the_restart_limit_it_gives_up_and_up_starts_it_again(stack):
+def test_past_the_restart_limit_it_gives_up_and_up_starts_it_again(stack, tmp_path):
     # Killed again, it is restarted again; as the supervisor's own child, its exit is known
     # and it is reaped (no <defunct> left).
     killed = kill(stack, "glue")
@@ -157,8 +169,9 @@ def test_past_the_restart_limit_it_gives_up_and_up_starts_it_again(stack):
     assert glue["restarts"] == 2
     assert glue["last_exit"] == "killed by signal 9 (SIGKILL)"
     supervisor = psutil.Process(process(stack, "supervisor").pid())
+    *_, left = start_lost_run(stack, tmp_path, ignore_term=False)
     killed = kill(stack, "glue")
-    wait_for(lambda: status(stack)[1]["supervisor"]["state"] == "given up", 15, "given up")
+    wait_for(lambda: supervision(stack)["services"]["glue"]["given_up"], 15, "given up")
     code, services = status(stack)
     assert code == 1  # a service is down
     glue = services["glue (emulator)"]
@@ -169,22 +182,22 @@ def test_past_the_restart_limit_it_gives_up_and_up_starts_it_again(stack):
     assert [c for c in supervisor.children() if c.status() == psutil.STATUS_ZOMBIE] == []
     text = cli(stack, "status")
     assert "given up" in text.stdout and "musicpipe up" in text.stdout
+    assert all(is_alive(p) for p in left)  # the dead emulator's run and its child
 
     # `up` starts it again and resets the counts; nothing of the dead one is left.
     cli(stack, "up", check=True)
     code, services = status(stack)
     assert code == 0 and services["glue (emulator)"]["restarts"] == 0
     assert services["supervisor"]["state"] == "running"
+    assert not any(is_alive(p) for p in left)
+    glue = psutil.Process(process(stack, "glue").pid())
+    tree = {glue.pid} | {c.pid for c in glue.children(recursive=True)}
+    assert {p.pid for p in token_carriers(process(stack, "glue").token)} <= tree
 
 
 def test_a_killed_moto_is_not_restarted_and_status_says_run_up(stack):
     kill(stack, "moto")
-    supervision = Path(stack["MUSICPIPE_STATE_DIR"], "supervision.json")
-    wait_for(
-        lambda: json.loads(supervision.read_text())["services"]["moto"]["dead"],
-        10,
-        "the supervisor saw moto die",
-    )
+    wait_for(lambda: supervision(stack)["services"]["moto"]["dead"], 10, "moto seen dead")
     # Twice the first backoff: a restart would have happened by now.
     time.sleep(2)
     assert not process(stack, "moto").is_running()

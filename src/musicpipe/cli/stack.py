@@ -339,4 +339,8 @@ def _stack_dict(settings: StackSettings) -> dict[str, object]:
         "airflow_port": settings.airflow_port,
         "airflow": settings.airflow,
         "state_dir": str(settings.state_dir),
+        "restart_backoff_seconds": settings.restart_backoff_seconds,
+        "restart_max_backoff_seconds": settings.restart_max_backoff_seconds,
+        "restart_limit": settings.restart_limit,
+        "restart_window_seconds": settings.restart_window_seconds,
     }

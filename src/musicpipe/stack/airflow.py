@@ -150,8 +150,11 @@ class AirflowServices(AirflowApi):
             self.stop()  # nothing half started is left behind
             raise
 
-    def start_component(self, name: str, env: dict[str, str] | None = None) -> int:
-        """Start one component (``up``, and the supervisor's restarts); its PID."""
+    def start_component(
+        self, name: str, env: dict[str, str] | None = None, grace: float = 5.0
+    ) -> int:
+        """Start one component (``up``, and the supervisor's restarts); its PID. What its last
+        run left (a killed scheduler's workers) gets ``grace`` s after SIGTERM."""
         cmd = [self._airflow(), name]
         if name == "api-server":
             cmd += ["--host", self.settings.host, "--port", str(self.settings.airflow_port)]
@@ -160,7 +163,7 @@ class AirflowServices(AirflowApi):
             # servers would listen on every interface, on fixed ports.
             cmd += ["--skip-serve-logs"] if name in ("scheduler", "triggerer") else []
         env = self.environment() if env is None else env
-        return self.processes[name].start(cmd, env=env, cwd=self.home)
+        return self.processes[name].start(cmd, env=env, cwd=self.home, grace=grace)
 
     def wait_healthy(
         self, timeout: float, progress: Callable[[str], None] = lambda stage: None

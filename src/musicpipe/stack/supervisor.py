@@ -88,7 +88,7 @@ class Supervisor:
         return stack.glue.start(stack.glue_command(), stack.service_env(), grace=LEFTOVER_GRACE_S)
 
     def _airflow_starter(self, component: str) -> Callable[[], int]:
-        return lambda: self.stack.airflow.start_component(component)
+        return lambda: self.stack.airflow.start_component(component, grace=LEFTOVER_GRACE_S)
 
     # -- the loop ----------------------------------------------------------------------------
     def run(self) -> None:
@@ -99,7 +99,13 @@ class Supervisor:
         )
         self.write()
         while not self.stopping.is_set():
-            self.tick(time.time())
+            if not self.stack.settings.state_dir.is_dir():
+                log(f"the state folder {self.stack.settings.state_dir} is gone: stopping")
+                break
+            try:
+                self.tick(time.time())
+            except Exception as exc:  # one bad look (a file half written) must not end it
+                log(f"error while watching: {type(exc).__name__}: {exc}")
             self.stopping.wait(TICK_S)
         self.reap()
         log("stopped")
