@@ -24,7 +24,7 @@ import psutil
 from musicpipe.contract.layout import ARCHIVE_PREFIX, PINNED_PREFIX
 from musicpipe.data.catalogue import Catalogue
 from musicpipe.data.streams import write_streams
-from musicpipe.stack.runs import ACTIVE, is_busy_error, run_views
+from musicpipe.stack.runs import is_busy_error, run_views
 
 from .conftest import SAMPLES, run_cli
 from .pipeline_helpers import assert_rows_accounted, assert_same_kpis, oracle_items
@@ -186,14 +186,6 @@ class Healing(View):
         seconds = time.monotonic() - started
         self.assert_healed(batch, attempts=1)
         return seconds
-
-    def settle(self, timeout: float = 180) -> None:
-        """Until no DAG run is queued or running (between two timer runs)."""
-        wait_for(
-            lambda: not [r for r in run_views(self.stack.airflow) if r.state in ACTIVE],
-            timeout,
-            "no active DAG run",
-        )
 
     def pinned(self, keys: list[str]) -> bool:
         """Every key pinned by a running ETL (pinned/<batch_id>/<key>, data contract §3.2):
