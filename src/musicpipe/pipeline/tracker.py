@@ -81,7 +81,7 @@ class Tracker:
             return False
         if previous and previous.get("status") == TrackerStatus.PROCESSING:
             mine = previous.get("batch_id") == batch_id
-            fresh = int(previous.get("claimed_epoch", 0)) > time.time() - self.claim_window_seconds
+            fresh = self._claim_is_fresh(previous)
             alive = run_is_alive is None or run_is_alive(str(previous.get("run_id", "")))
             if not mine and fresh and alive:
                 return False
@@ -104,6 +104,10 @@ class Tracker:
                 ":attempts": Decimal(attempts),
             },
         )
+
+    def _claim_is_fresh(self, item: dict) -> bool:
+        """Whether the item's claim is younger than the claim window (§8.1)."""
+        return int(item.get("claimed_epoch", 0)) > time.time() - self.claim_window_seconds
 
     @staticmethod
     def _attempts_of(previous: dict | None, etag: str) -> int:
@@ -146,7 +150,7 @@ class Tracker:
             status = previous.get("status")
             if status == TrackerStatus.COMPLETED and previous.get("etag") == etag:
                 return False
-            fresh = int(previous.get("claimed_epoch", 0)) > time.time() - self.claim_window_seconds
+            fresh = self._claim_is_fresh(previous)
             if (
                 status == TrackerStatus.PROCESSING
                 and previous.get("batch_id") != batch_id
