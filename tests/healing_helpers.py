@@ -155,7 +155,31 @@ class Healing(View):
         return not (set(keys) & waiting) and all(self.archived(k) for k in keys)
 
     def wait_done(self, keys: list[str], timeout: float = 300) -> None:
-        wait_for(lambda: self.done(keys), timeout, f"COMPLETED and archived: {keys}")
+        try:
+            wait_for(lambda: self.done(keys), timeout, f"COMPLETED and archived: {keys}")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{self.diagnosis(keys)}") from None
+
+    def diagnosis(self, keys: list[str]) -> str:
+        """What a developer reads first when files did not heal: their tracker items, the
+        latest runs with their task states, the supervisor's view and the ends of the logs."""
+        lines = ["-- tracker"]
+        tracker = self.tracker()
+        lines += [f"{k}: {json.dumps(tracker.get(k), default=str)[:600]}" for k in keys]
+        lines.append("-- latest runs")
+        try:
+            for run in self.runs()[:8]:
+                lines.append(f"{run.run_id} {run.state} {run.tasks}")
+        except Exception as exc:  # the diagnosis must not hide the failure
+            lines.append(f"(runs unavailable: {exc})")
+        state = self.stack.settings.state_dir
+        supervision = state / "supervision.json"
+        if supervision.exists():
+            lines += ["-- supervision.json", supervision.read_text()[:2000]]
+        for log in sorted((state / "logs").glob("*.log")):
+            tail = log.read_text(errors="replace").splitlines()[-25:]
+            lines += [f"-- {log.name} (last {len(tail)} lines)", *tail]
+        return "\n".join(lines)
 
     def assert_healed(self, batch: Batch, attempts: int | None = None) -> dict[str, dict]:
         """What a user checks once the files are done: the KPIs of their day equal the
