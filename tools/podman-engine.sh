@@ -13,7 +13,9 @@
 # Why the settings: Debian 12's Podman 4.3 defaults to crun, which fails on hosts with hybrid
 # cgroups (v1 controllers + a v2 mount), so the runtime is runc; the default open-files limit
 # inside containers is raised (nofile 20000) for Airflow and Spark; Podman's Docker API and
-# Compose take DOCKER_BUILDKIT=0 (the legacy builder endpoint is the one Podman implements).
+# Compose take DOCKER_BUILDKIT=0 (the legacy builder endpoint is the one Podman implements); the
+# network backend is netavark with aardvark-dns, the one whose networks resolve container names
+# (a machine that once used the CNI plugins would otherwise stay on them, without DNS).
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -45,6 +47,8 @@ write_conf() {
 default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
 [engine]
 runtime = "runc"
+[network]
+network_backend = "netavark"
 CONF
 }
 
@@ -61,6 +65,11 @@ start() {
   command -v podman >/dev/null || need+=(podman)
   command -v runc >/dev/null || need+=(runc)
   command -v docker >/dev/null || need+=(docker.io) # Docker's CLI only; dockerd is not started
+  # Container names resolve (compose services reach each other by name) only with a DNS
+  # server on the network: aardvark-dns under netavark. Installed without recommends, Podman
+  # gets the CNI plugins instead, whose networks have no DNS ("dns_enabled": false).
+  [[ -x /usr/lib/podman/netavark ]] || need+=(netavark)
+  [[ -x /usr/lib/podman/aardvark-dns ]] || need+=(aardvark-dns)
   [[ ${#need[@]} -eq 0 ]] || as_root_apt "${need[@]}"
   write_conf
   export CONTAINERS_CONF=$conf

@@ -189,3 +189,20 @@ def test_the_claim_window_of_the_manifest_is_the_jobs_too(env, tmp_path):
     manifest = load_manifest(cwd=tmp_path, environ={"MUSICPIPE_CLAIM_WINDOW_SECONDS": "300"})
     for job in manifest.glue_jobs:
         assert job.default_arguments["--claim_window_seconds"] == "300"
+
+
+def test_an_item_written_by_hand_can_be_claimed_once(env):
+    """An item without the tracker's own `updated_at` (written by a person or an older tool)
+    does not block the file for ever: one claim wins, a second one on what it read loses."""
+    _, ddb, _ = env
+    table = ddb.Table(TRACKER)
+    table.put_item(Item={"file_key": "streams/by-hand.csv", "status": "FAILED", "etag": "e1"})
+    tracker = Tracker(ddb, TRACKER)
+    stale = tracker.get("streams/by-hand.csv")
+    assert tracker.claim("streams/by-hand.csv", "e1", "b-one")
+    assert tracker.get("streams/by-hand.csv")["batch_id"] == "b-one"
+    # A writer that read the item before that claim must not overwrite it.
+    assert not tracker._update_if_unchanged(
+        "streams/by-hand.csv", stale, "SET batch_id = :b", {":b": "b-two"}
+    )
+    assert tracker.get("streams/by-hand.csv")["batch_id"] == "b-one"

@@ -139,18 +139,19 @@ def test_compose_gets_the_stack_ports_and_a_stable_airflow_password(stack_env):
 
 
 FAKE_DOCKER = """#!/bin/sh
-# Plays `docker compose`: `up` succeeds, `ps` prints $FAKE_PS, every call is logged.
+# Plays `docker compose`: `up` exits $FAKE_UP_EXIT (0 unless set), `ps` prints $FAKE_PS,
+# `logs` prints a traceback's last line, every call is logged.
 echo "$@" >> "$FAKE_DOCKER_LOG"
 case "$*" in
   *" ps "*) cat "$FAKE_PS" ;;
-  *" up "*) exit 0 ;;
+  *" up "*) exit "${FAKE_UP_EXIT:-0}" ;;
+  *" logs "*) echo "EndpointConnectionError: Could not connect to http://localstack:4566" ;;
   *) exit 0 ;;
 esac
 """
 
 
-@pytest.mark.parametrize("aws", ["localstack", "moto"])
-def test_up_stops_waiting_when_a_one_shot_container_failed(stack_env, tmp_path, monkeypatch, aws):
+def fake_docker(tmp_path, monkeypatch) -> None:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     docker = bin_dir / "docker"
@@ -161,6 +162,11 @@ def test_up_stops_waiting_when_a_one_shot_container_failed(stack_env, tmp_path, 
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setenv("FAKE_PS", str(ps))
     monkeypatch.setenv("FAKE_DOCKER_LOG", str(tmp_path / "calls.log"))
+
+
+@pytest.mark.parametrize("aws", ["localstack", "moto"])
+def test_up_stops_waiting_when_a_one_shot_container_failed(stack_env, tmp_path, monkeypatch, aws):
+    fake_docker(tmp_path, monkeypatch)
     stack = _stack({**stack_env, "MUSICPIPE_COMPOSE_AWS": aws})
     with pytest.raises(
         ComposeError, match=r"glue-jobs container exited \(exit 1\).*logs glue-jobs"
@@ -170,6 +176,23 @@ def test_up_stops_waiting_when_a_one_shot_container_failed(stack_env, tmp_path, 
     assert "up --detach --build" in calls and "ps --all --format json" in calls
     # moto's image comes in as an override file on top of the compose file.
     assert ("docker-compose.moto.yml" in calls) == (aws == "moto")
+
+
+def test_when_compose_up_fails_on_a_one_shot_its_log_is_in_the_error(
+    stack_env, tmp_path, monkeypatch
+):
+    """Compose itself fails `up` when a one-shot dependency (aws-bootstrap, glue-jobs) exits
+    non-zero, saying only "didn't complete successfully": the error shows that log's end."""
+    fake_docker(tmp_path, monkeypatch)
+    monkeypatch.setenv("FAKE_UP_EXIT", "1")
+    stack = _stack({**stack_env, "MUSICPIPE_COMPOSE_AWS": "moto"})
+    with pytest.raises(ComposeError) as failure:
+        stack.up(timeout=60)
+    message = str(failure.value)
+    assert "--- glue-jobs exited 1; the end of its log:" in message
+    assert "EndpointConnectionError: Could not connect to http://localstack:4566" in message
+    assert "localstack exited" not in message  # a running service's log is not shown
+    assert "logs --no-color --tail 30 glue-jobs" in (tmp_path / "calls.log").read_text()
 
 
 def test_moto_with_localstack_s_account_serves_the_dag_s_queue_url(tmp_path, stack_env):

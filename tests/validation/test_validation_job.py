@@ -269,6 +269,36 @@ def test_nothing_new_and_explicit_keys(deployed):
     assert d.body(d.raw, "streams/streams1.csv") == data
 
 
+def test_a_bad_file_held_by_a_live_batch_is_not_moved_under_it(deployed):
+    """The file was overwritten with bad content while another batch's ETL holds it
+    PROCESSING (that ETL reads its pinned copy): this run's validation must neither move it nor
+    take the other batch's claim; once that batch is done, a later run quarantines it."""
+    d = deployed
+    d.put_references()
+    key = "streams/held.csv"
+    etag = d.put(key, (SAMPLES / "bad" / "missing_column.csv").read_bytes())
+    held = {"file_key": key, "etag": "0ld", "status": "PROCESSING", "batch_id": "b-live",
+            "run_id": "jr_live", "claimed_epoch": int(time.time()), "attempts": 1,
+            "updated_at": "2026-03-01T00:00:00+00:00"}  # fmt: skip
+    d.tracker.put_item(Item=held)
+
+    report, _ = d.run("b-second", stream_keys=key)
+
+    result = by_key(report)[key]
+    assert result["status"] == "FAILED"
+    assert "not quarantined: the tracker holds it as PROCESSING (batch b-live" in result["error"]
+    assert key in d.keys(d.raw) and d.keys(d.quarantine) == []
+    item = d.tracker.get_item(Key={"file_key": key})["Item"]
+    assert (item["status"], item["batch_id"], item["etag"]) == ("PROCESSING", "b-live", "0ld")
+
+    d.tracker.put_item(Item={**held, "status": "COMPLETED"})
+    report, _ = d.run("b-third", stream_keys=key)
+    assert by_key(report)[key]["quarantined_to"], by_key(report)[key]["error"]
+    assert key not in d.keys(d.raw)
+    item = d.tracker.get_item(Key={"file_key": key})["Item"]
+    assert (item["status"], item["etag"]) == ("QUARANTINED", etag)
+
+
 # -- quarantine_file on its own (moto, no Glue) ------------------------------------------------
 
 

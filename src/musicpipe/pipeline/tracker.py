@@ -121,9 +121,11 @@ class Tracker:
     ) -> bool:
         """One conditional write: only if the item is as it was read (or still absent); False
         when another writer came first. ``#s`` and ``#e`` name status and error."""
-        if previous:
+        if previous and "updated_at" in previous:
             condition = "updated_at = :seen"
-            values = {**values, ":seen": previous.get("updated_at", "")}
+            values = {**values, ":seen": previous["updated_at"]}
+        elif previous:  # an item written by hand, not by a tracker
+            condition = "attribute_exists(file_key) AND attribute_not_exists(updated_at)"
         else:
             condition = "attribute_not_exists(file_key)"
         names = {n: a for n, a in (("#s", "status"), ("#e", "error")) if n in expression}

@@ -229,6 +229,20 @@ class ComposeStack:
             return {}
         return parse_ps(done.stdout)
 
+    def failed_one_shots(self, lines: int = 30) -> str:
+        """The ends of the logs of the services that exited with an error (a one-shot such as
+        aws-bootstrap): `up` fails on them with only "didn't complete successfully"."""
+        out = ""
+        for name, state in sorted(self.service_states().items()):
+            if state.get("State") != "exited" or not state.get("ExitCode"):
+                continue
+            done = self.compose(
+                "logs", "--no-color", "--tail", str(lines), name, capture=True, check=False
+            )
+            out += f"\n--- {name} exited {state['ExitCode']}; the end of its log:\n"
+            out += (done.stdout + done.stderr).strip()
+        return out
+
     def is_running(self) -> bool:
         return any(v.get("State") == "running" for v in self.service_states().values())
 
@@ -298,7 +312,10 @@ class ComposeStack:
         # Builds the two images the first time (pulls a few GB), then starts in dependency
         # order: Compose waits for each health check / one-shot before the services after it.
         progress("compose up: the first time builds two images and pulls a few GB")
-        self.compose("up", "--detach", "--build")
+        try:
+            self.compose("up", "--detach", "--build")
+        except ComposeError as exc:
+            raise ComposeError(f"{exc}{self.failed_one_shots()}") from None
         try:
             self.wait_ready(timeout, progress)
         except ComposeError as exc:

@@ -222,7 +222,7 @@ class ValidationJob:
         a, tracker = self.args, self.tracker
         key, batch_id, etag = result.key, a.batch_id, result.etag
         assert etag is not None  # only a file that was read is quarantined
-        if tracker.claim(key, etag, batch_id) is None:
+        if not tracker.claim(key, etag, batch_id):
             item = tracker.get(key) or {}
             result.error = (result.error or "") + (
                 f"; not quarantined: the tracker holds it as {item.get('status')} "
