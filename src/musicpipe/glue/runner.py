@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from musicpipe.aws.local import DUMMY_ACCESS_KEY, DUMMY_SECRET_KEY, LocalAws, local_environment
 from musicpipe.glue import model, spark, warm_spark
@@ -29,6 +29,12 @@ from musicpipe.glue.store import Store
 from musicpipe.processes import create_time, same_process
 
 STOP_GRACE_SECONDS = 10
+# On Glue a run fails when its driver dies. A script here fails at its next Spark call, but
+# one that is busy without Spark (or waits) would run on without a driver: this long after
+# the warm driver's death the script is ended.
+DRIVER_LOST_GRACE_SECONDS = 10
+# CloudWatch takes events of up to 256 KiB; at most 4 bytes a character in UTF-8.
+MAX_MESSAGE_CHARS = 64 * 1024
 
 
 class FetchError(RuntimeError):
@@ -83,7 +89,10 @@ class LogShipper:
     def write(self, line: str) -> None:
         self.local.write(line + "\n")
         with self.lock:
-            self.pending.append({"timestamp": int(time.time() * 1000), "message": line})
+            # CloudWatch refuses an empty message (a traceback's blank lines): a space keeps
+            # the line. A message is at most 256 KiB.
+            message = line[:MAX_MESSAGE_CHARS] or " "
+            self.pending.append({"timestamp": int(time.time() * 1000), "message": message})
             if len(self.pending) >= 500 or time.monotonic() - self.last_flush > 1.0:
                 self._flush_locked()
 
@@ -101,7 +110,10 @@ class LogShipper:
             self.logs.put_log_events(
                 logGroupName=self.group, logStreamName=self.stream, logEvents=batch
             )
-        except ClientError as exc:  # logs are best effort; the local copy stays complete
+        except (ClientError, BotoCoreError) as exc:
+            # Logs are best effort; the local copy stays complete. Nothing here may raise:
+            # this runs in the pumps and in the run's own thread, whose death would leave the
+            # run RUNNING for ever.
             self.local.write(f"[musicpipe] could not ship logs to CloudWatch: {exc}\n")
 
     def close(self) -> None:
@@ -217,8 +229,11 @@ class Runner:
             err.write(f"[musicpipe] emulator error: {exc!r}")
             state, error = JobRunState.FAILED, f"Glue emulator error: {exc!r}"
         finally:
-            out.close()
-            err.close()
+            for shipper in (out, err):
+                try:
+                    shipper.close()
+                except Exception as exc:  # the run must still end with its state
+                    error = error or f"Glue emulator error while closing its logs: {exc!r}"
         self._finish(handle, state, error)
         with self.lock:
             self.active.pop(run["Id"], None)
@@ -273,7 +288,7 @@ class Runner:
                 )
         state = JobRunState.FAILED
         try:
-            state, error = self._spawn_and_wait(run, handle, workdir, env, script, out, err)
+            state, error = self._spawn_and_wait(run, handle, workdir, env, script, out, err, driver)
             return state, error
         finally:
             if driver is not None and self.warm is not None:
@@ -289,6 +304,7 @@ class Runner:
         script: Path,
         out: LogShipper,
         err: LogShipper,
+        driver: warm_spark.WarmDriver | None = None,
     ) -> tuple[JobRunState, str | None]:
         cmd = [sys.executable, str(script), *model.script_argv(run["_resolved"])]
 
@@ -319,10 +335,23 @@ class Runner:
             pump.start()
         deadline = run["StartedOn"] + run["Timeout"] * self.settings.minute_seconds
         timed_out = False
+        driver_lost: float | None = None  # when the warm driver was seen dead
         while process.poll() is None:
             if time.time() > deadline and not timed_out:
                 timed_out = True
                 err.write(f"[musicpipe] run exceeded its timeout of {run['Timeout']} minutes")
+                self._terminate(process)
+            if driver is not None and driver_lost is None and not driver.alive():
+                driver_lost = time.monotonic()
+                err.write(
+                    f"[musicpipe] the run's Spark driver JVM exited ({driver.exit_code()}); "
+                    f"the script is ended if it is still running in {DRIVER_LOST_GRACE_SECONDS} s"
+                )
+            if (
+                driver_lost is not None
+                and time.monotonic() - driver_lost > DRIVER_LOST_GRACE_SECONDS
+            ):
+                driver_lost = float("inf")  # ended once
                 self._terminate(process)
             time.sleep(0.2)
         for pump in pumps:
@@ -333,6 +362,12 @@ class Runner:
             )
         if handle.stop_requested:
             return JobRunState.STOPPED, None
+        if process.returncode != 0 and driver is not None and not driver.alive():
+            script_error = model.error_message("\n".join(handle.stderr_tail))
+            return JobRunState.FAILED, (
+                f"The Spark driver exited ({driver.exit_code()}) while the run was running"
+                + (f": {script_error}" if script_error else ".")
+            )
         if process.returncode == 0:
             return JobRunState.SUCCEEDED, None
         message = model.error_message("\n".join(handle.stderr_tail))

@@ -50,6 +50,13 @@ class WarmDriver:
     def alive(self) -> bool:
         return self.process.poll() is None
 
+    def exit_code(self) -> str:
+        """How the JVM ended, for a run's error: "exit code 1" or "killed by signal 9"."""
+        code = self.process.returncode
+        if code is None:
+            return "still running"
+        return f"killed by signal {-code}" if code < 0 else f"exit code {code}"
+
     def kill(self) -> None:
         if self.alive():
             self.process.kill()
