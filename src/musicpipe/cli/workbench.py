@@ -28,8 +28,7 @@ def pyspark(
         None, "-c", help="Python code to run instead of a file; ARGS follow it."
     ),
 ) -> None:
-    """A PySpark session wired as the Glue emulator's glueetl runs are: `spark` and `sc` are
-    defined and s3:// paths read the local S3 (musicpipe pyspark [FILE [ARGS...] | -c CODE])."""
+    """A PySpark prompt, FILE or -c CODE with `spark` and `sc`, wired as glueetl runs are."""
     from musicpipe.glue import pyspark_session
 
     if code is None and file is not None and not Path(file).is_file():
@@ -65,8 +64,7 @@ def spark_history(
     ),
     port: int = typer.Option(18080, "--port", min=1, max=65535, help="Loopback port to serve on."),
 ) -> None:
-    """Serve the Spark event logs of glueetl runs (--enable-spark-ui true
-    --spark-event-logs-path s3://…) with Spark's own history server, until Ctrl-C."""
+    """Serve the runs' Spark event logs with Spark's history server, until Ctrl-C."""
     from musicpipe.glue import spark, spark_history, spark_ui
     from musicpipe.glue.spark_ui import SparkUiError
 

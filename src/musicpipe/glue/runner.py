@@ -263,7 +263,8 @@ class Runner:
             )
             env.update(wiring.env())
             # The UI's port is chosen here, so its URL is in the log before the script starts.
-            ui_url = f"http://127.0.0.1:{(ui_port := spark.free_port())}"
+            ui_port = spark.free_port()
+            ui_url = f"http://127.0.0.1:{ui_port}"
             out.write(f"[musicpipe] Spark UI: {ui_url} (live while the run's SparkContext runs)")
             self._keep(handle, **{spark_ui.UI_URL_FIELD: ui_url})
             if events:

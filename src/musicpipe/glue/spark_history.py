@@ -72,11 +72,13 @@ def environment(
     }
 
 
-def _die_with_parent() -> None:
-    # Linux: the server gets SIGTERM when the command that started it dies, even by kill -9,
-    # instead of serving on as an orphan. spark-class execs java, which keeps the setting.
-    if sys.platform.startswith("linux"):
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+def _die_with_parent():
+    """Linux: the server gets SIGTERM when the command that started it dies, even by kill -9,
+    instead of serving on as an orphan (spark-class execs java, which keeps the setting)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    libc = ctypes.CDLL(None, use_errno=True)  # loaded before the fork, called after it
+    return lambda: libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
 
 
 def start(env: dict[str, str], log_file: Path) -> subprocess.Popen:
@@ -89,7 +91,7 @@ def start(env: dict[str, str], log_file: Path) -> subprocess.Popen:
             stdin=subprocess.DEVNULL,
             env=env,
             start_new_session=True,  # its own group: Ctrl-C is ours to handle, stop() ends it all
-            preexec_fn=_die_with_parent,
+            preexec_fn=_die_with_parent(),
         )
 
 
