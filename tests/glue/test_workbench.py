@@ -170,6 +170,22 @@ def test_spark_ui_without_an_event_log_path_fails_the_run_clearly(stack, ui_run)
     assert "--enable-spark-ui true needs --spark-event-logs-path" in run["ErrorMessage"]
 
 
+def test_event_logs_for_a_missing_bucket_are_reported_and_the_run_still_succeeds(stack, ui_run):
+    glue = ui_run["glue"]
+    arguments = {
+        "--enable-spark-ui": "true",
+        "--spark-event-logs-path": "s3://no-such-bucket-wb/logs/",
+    }
+    run_id = glue.start_job_run(JobName=ui_run["job"], Arguments=arguments)["JobRunId"]
+    run = wait(glue, ui_run["job"], run_id)
+    errors = log_lines(stack.aws, "/aws-glue/jobs/error", run_id)
+    assert run["JobRunState"] == "SUCCEEDED", errors
+    assert any(
+        "could not upload the Spark event logs to s3://no-such-bucket-wb/logs/" in line
+        for line in errors
+    ), errors
+
+
 def test_spark_history_lists_the_run_and_leaves_nothing_running(stack, ui_run):
     (port,) = free_ports(1)
     key = stack.aws.client("s3").list_objects_v2(Bucket=ARTIFACTS, Prefix=ui_run["prefix"])[

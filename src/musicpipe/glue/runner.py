@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from boto3.exceptions import S3UploadFailedError
 from botocore.exceptions import ClientError
 
 from musicpipe.aws.local import LocalAws, local_environment
@@ -279,7 +280,13 @@ class Runner:
                 shared = wiring.submit_args("musicpipe-warm-driver", [])
                 jvm_env = {k: v for k, v in env.items() if k != "PYTHONPATH"}
                 driver = self.warm.checkout(shared, jvm_env)
-                driver.set_properties(run_conf)
+                try:
+                    driver.set_properties(run_conf)
+                except Exception as exc:  # a JVM that cannot answer: not lent any longer
+                    self.warm.give_back(driver, reusable=False)
+                    raise spark.SparkSetupError(
+                        f"the warm Spark driver did not take the run's settings: {exc!r}"
+                    ) from None
                 env.update(driver.env())
             else:
                 env["PYSPARK_SUBMIT_ARGS"] = wiring.submit_args(run["JobName"], libs, run_conf)
@@ -306,7 +313,7 @@ class Runner:
         bucket, prefix = where
         try:
             spark_ui.upload_event_logs(self.aws.client("s3"), folder, bucket, prefix)
-        except (ClientError, OSError) as exc:
+        except (ClientError, S3UploadFailedError, OSError) as exc:
             err.write(
                 f"[musicpipe] could not upload the Spark event logs to "
                 f"s3://{bucket}/{prefix}: {exc}"
