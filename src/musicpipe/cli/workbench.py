@@ -43,7 +43,7 @@ def pyspark(
             glue_endpoint=stack.settings.glue_endpoint,
             region=stack.manifest.region,
             state_dir=state_dir,
-            log=err.print,
+            log=_progress,
         )
     cmd = pyspark_session.command(code, file, list(ctx.args))
     # Ctrl-C is the session's (it interrupts a statement at the prompt), not ours.
@@ -89,7 +89,7 @@ def spark_history(
             stack.settings.aws_endpoint,
             stack.manifest.region,
             stack.settings.state_dir / "pyspark",
-            log=err.print,
+            log=_progress,
         )
         env = spark_history.environment(
             local_environment(dict(os.environ), stack.settings.aws_endpoint, stack.manifest.region),
@@ -135,3 +135,7 @@ def _ensure_folder(s3, bucket: str, prefix: str) -> bool:
     if not listed:
         s3.put_object(Bucket=bucket, Key=prefix, Body=b"")  # the folder marker S3A itself writes
     return not [o for o in listed if o["Key"] != prefix]
+
+
+def _progress(message: str) -> None:
+    err.print(message, markup=False, highlight=False)

@@ -35,7 +35,6 @@ def environment(
     """The session process's environment: the local stack's endpoints and dummy credentials,
     and the glueetl driver's Spark settings with a live UI."""
     env = local_environment(base, aws_endpoint, region, glue_endpoint)
-    state_dir.mkdir(parents=True, exist_ok=True)
     wiring = spark.glueetl_spark(aws_endpoint, region, state_dir, log=log)
     env.update(wiring.env())
     port = spark.free_port()

@@ -175,6 +175,7 @@ def spark_defaults() -> dict[str, str]:
 
 
 def log4j_config(state_dir: Path) -> Path:
+    state_dir.mkdir(parents=True, exist_ok=True)
     path = state_dir / "log4j2.properties"
     if not path.exists() or path.read_text() != LOG4J2:
         path.write_text(LOG4J2)
