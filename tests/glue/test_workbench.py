@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 import uuid
+from contextlib import contextmanager
 
 import psutil
 import pytest
@@ -206,15 +207,10 @@ def test_event_logs_for_a_missing_bucket_are_reported_and_the_run_still_succeeds
     ), errors
 
 
-def test_spark_history_lists_the_run_and_leaves_nothing_running(stack, ui_run):
-    (port,) = free_ports(1)
-    key = stack.aws.client("s3").list_objects_v2(Bucket=ARTIFACTS, Prefix=ui_run["prefix"])[
-        "Contents"
-    ][0]["Key"]
-    app_id = key.rsplit("/", 1)[1]
-    cli = subprocess.Popen(
+def start_history(stack, prefix: str, port: int) -> subprocess.Popen:
+    return subprocess.Popen(
         [sys.executable, "-m", "musicpipe.cli", "spark-history", "--port", str(port)]
-        + ["--path", f"s3://{ARTIFACTS}/{ui_run['prefix']}"],
+        + ["--path", f"s3://{ARTIFACTS}/{prefix}"],
         env=cli_env(stack),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -222,27 +218,61 @@ def test_spark_history_lists_the_run_and_leaves_nothing_running(stack, ui_run):
         text=True,
         start_new_session=True,
     )
-    server: list[psutil.Process] = []
+
+
+@contextmanager
+def history_server(stack, prefix: str, port: int):
+    """`musicpipe spark-history` as a user starts it; whatever of it is left is killed after."""
+    cli = start_history(stack, prefix, port)
+    started: list[psutil.Process] = []
     try:
-        listed = wait_for_application(cli, f"http://127.0.0.1:{port}", app_id)
-        assert listed["id"] == app_id
-        assert listed["attempts"][0]["completed"] is True
-        server = psutil.Process(cli.pid).children(recursive=True)
-        assert any("HistoryServer" in " ".join(p.cmdline()) for p in server)
-        cli.send_signal(signal.SIGINT)  # Ctrl-C
-        out, err = cli.communicate(timeout=30)
-        assert f"Spark history server: http://127.0.0.1:{port}" in out
-        assert cli.returncode == 0, err
-        _, alive = psutil.wait_procs(server, timeout=10)
-        assert alive == []
-        assert port in free_ports_now([port])
+        yield cli, started
     finally:
         if cli.poll() is None:
             os.killpg(cli.pid, signal.SIGKILL)
             cli.wait()
-        for proc in server:
+        for proc in started:
             if proc.is_running():
                 proc.kill()
+
+
+def the_java_server(cli: subprocess.Popen) -> list[psutil.Process]:
+    found = psutil.Process(cli.pid).children(recursive=True)
+    assert any("HistoryServer" in " ".join(p.cmdline()) for p in found), found
+    return found
+
+
+def test_spark_history_lists_the_run_and_leaves_nothing_running(stack, ui_run):
+    (port,) = free_ports(1)
+    app_id = event_log_key(stack, ui_run["prefix"]).rsplit("/", 1)[1]
+    with history_server(stack, ui_run["prefix"], port) as (cli, started):
+        listed = wait_for_application(cli, f"http://127.0.0.1:{port}", app_id)
+        assert listed["id"] == app_id
+        assert listed["attempts"][0]["completed"] is True
+        started += the_java_server(cli)
+        cli.send_signal(signal.SIGINT)  # Ctrl-C
+        out, err = cli.communicate(timeout=30)
+        assert f"Spark history server: http://127.0.0.1:{port}" in out
+        assert cli.returncode == 0, err
+        _, alive = psutil.wait_procs(started, timeout=10)
+        assert alive == []
+        assert free_ports_now([port]) == [port]
+
+
+def test_a_killed_spark_history_command_takes_its_server_with_it(stack, ui_run):
+    (port,) = free_ports(1)
+    with history_server(stack, ui_run["prefix"], port) as (cli, started):
+        wait_for_application(cli, f"http://127.0.0.1:{port}", None)
+        started += the_java_server(cli)
+        os.kill(cli.pid, signal.SIGKILL)  # only the command, not its process group
+        cli.wait()
+        _, alive = psutil.wait_procs(started, timeout=20)
+        assert alive == [], "the history server outlived the command that started it"
+
+
+def event_log_key(stack, prefix: str) -> str:
+    objects = stack.aws.client("s3").list_objects_v2(Bucket=ARTIFACTS, Prefix=prefix)
+    return objects["Contents"][0]["Key"]
 
 
 def test_spark_history_refuses_a_port_in_use(stack):
@@ -257,7 +287,8 @@ def test_spark_history_refuses_a_port_in_use(stack):
     assert f"port {port} on 127.0.0.1 is in use" in result.stderr
 
 
-def wait_for_application(cli: subprocess.Popen, url: str, app_id: str, timeout: float = 90):
+def wait_for_application(cli: subprocess.Popen, url: str, app_id: str | None, timeout=90.0):
+    """The application ``app_id`` once the server lists it (None: once the server answers)."""
     import urllib.request
 
     deadline = time.monotonic() + timeout
@@ -266,9 +297,12 @@ def wait_for_application(cli: subprocess.Popen, url: str, app_id: str, timeout: 
             raise AssertionError(f"spark-history exited {cli.returncode}: {cli.communicate()}")
         try:
             with urllib.request.urlopen(f"{url}/api/v1/applications", timeout=5) as answer:
-                for app in json.loads(answer.read()):
-                    if app["id"] == app_id:
-                        return app
+                apps = json.loads(answer.read())
+            if app_id is None:
+                return {}
+            for app in apps:
+                if app["id"] == app_id:
+                    return app
         except OSError:
             pass
         time.sleep(1)
