@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import typer
@@ -33,7 +35,7 @@ def pyspark(
 
     if code is None and file is not None and not Path(file).is_file():
         raise fail(f"{file}: no such file; give a Python file to run, or -c CODE", EXIT_USAGE)
-    with cli_errors():
+    with cli_errors(), _spark_errors():
         stack = current_stack()
         require_running(stack)
         state_dir = stack.settings.state_dir / "pyspark"
@@ -68,7 +70,7 @@ def spark_history(
     from musicpipe.glue import spark, spark_history, spark_ui
     from musicpipe.glue.spark_ui import SparkUiError
 
-    with cli_errors():
+    with cli_errors(), _spark_errors():
         stack = current_stack()
         location = path or f"s3://{stack.manifest.artifacts_bucket}/spark-event-logs/"
         try:
@@ -135,6 +137,17 @@ def _ensure_folder(s3, bucket: str, prefix: str) -> bool:
     if not listed:
         s3.put_object(Bucket=bucket, Key=prefix, Body=b"")  # the folder marker S3A itself writes
     return not [o for o in listed if o["Key"] != prefix]
+
+
+@contextmanager
+def _spark_errors() -> Iterator[None]:
+    """Spark that cannot be set up (the S3A jars not fetched) ends with its message."""
+    from musicpipe.glue.spark import SparkSetupError
+
+    try:
+        yield
+    except SparkSetupError as exc:
+        raise fail(str(exc)) from None
 
 
 def _progress(message: str) -> None:
