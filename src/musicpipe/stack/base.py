@@ -65,13 +65,10 @@ def http_ok(url: str, timeout: float = 1.0) -> bool:
 
 
 def deploy_job_changes(stack, account_id: str) -> list[Change]:
-    """Deploy the Glue jobs from this checkout's scripts and library to the stack's emulator;
-    what happened to each, as Changes."""
+    """Deploy the Glue jobs from this checkout's scripts and library to the stack's emulator,
+    uploading only what changed; what happened to the library and to each job, as Changes."""
     glue = stack.aws.client("glue", endpoint=stack.settings.glue_endpoint)
-    return [
-        Change("glue job", name, action, "scripts and library uploaded")
-        for name, action in deploy_jobs(stack.aws.client("s3"), glue, stack.manifest, account_id)
-    ]
+    return deploy_jobs(stack.aws.client("s3"), glue, stack.manifest, account_id)
 
 
 def resource_states(stack, aws_up: bool, glue_up: bool) -> list[Change]:
