@@ -189,14 +189,34 @@ def test_ctrl_c_stops_following_and_the_run_goes_on(bench):
     assert "the run goes on: musicpipe job logs hello_job --run jr_" in errors
     run_id = errors.split("--run ")[1].split()[0]
     marker.write_text("")
+    assert _final_state(bench, "hello_job", run_id) == "SUCCEEDED"
+
+
+def _final_state(bench, job: str, run_id: str) -> str:
     glue = bench.stack.aws.client("glue", endpoint=bench.stack.settings.glue_endpoint)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        state = glue.get_job_run(JobName="hello_job", RunId=run_id)["JobRun"]["JobRunState"]
-        if state not in ("STARTING", "RUNNING"):
+        state = glue.get_job_run(JobName=job, RunId=run_id)["JobRun"]["JobRunState"]
+        if state not in ("STARTING", "RUNNING", "STOPPING"):
             break
         time.sleep(0.5)
-    assert state == "SUCCEEDED"
+    return state
+
+
+def test_no_wait_returns_the_run_id_and_a_second_run_at_once_is_refused(bench):
+    marker = bench.root / "after-second"
+    first = bench.cli("job", "run", "hello_job", "--no-wait", "--arg", f"marker={marker}")
+    assert first.returncode == 0, first.stderr
+    run_id = first.stdout.strip()
+    assert run_id.startswith("jr_")
+    try:
+        # MaxConcurrentRuns is 1, as on Glue: the second start is an error that says so.
+        second = bench.cli("job", "run", "hello_job")
+        assert second.returncode == 1
+        assert "ConcurrentRunsExceededException" in second.stderr, second.stderr
+    finally:
+        marker.write_text("")
+    assert _final_state(bench, "hello_job", run_id) == "SUCCEEDED"
 
 
 def test_a_failing_script_exits_1_with_its_error(bench):
