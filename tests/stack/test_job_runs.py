@@ -4,6 +4,7 @@ job, a run as a row (the CLI against a real stack: tests/cli/test_job_run.py).""
 from __future__ import annotations
 
 import datetime as dt
+import time
 
 import pytest
 
@@ -58,3 +59,96 @@ def test_a_run_row_has_its_duration_and_error():
         now=start + dt.timedelta(seconds=7),
     )
     assert running["duration_s"] == 7.0 and running["attempt"] == 0
+
+
+@pytest.fixture
+def moto_clients(monkeypatch):
+    """In-process moto S3 and Logs (no server: these tests start nothing)."""
+    from moto import mock_aws
+
+    for var in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL"):
+        monkeypatch.delenv(var, raising=False)
+    with mock_aws():
+        import boto3
+
+        def client(service):
+            return boto3.client(
+                service,
+                region_name="us-east-1",
+                aws_access_key_id="test",
+                aws_secret_access_key="test",
+            )
+
+        yield client
+
+
+def test_an_upload_happens_only_when_the_bytes_differ(moto_clients):
+    from musicpipe.artifacts import upload_if_changed
+
+    s3 = moto_clients("s3")
+    s3.create_bucket(Bucket="art")
+    assert upload_if_changed(s3, "art", "scripts/a.py", b"print(1)\n") == "created"
+    first = s3.head_object(Bucket="art", Key="scripts/a.py")["LastModified"]
+    assert upload_if_changed(s3, "art", "scripts/a.py", b"print(1)\n") == "unchanged"
+    assert s3.head_object(Bucket="art", Key="scripts/a.py")["LastModified"] == first
+    assert upload_if_changed(s3, "art", "scripts/a.py", b"print(2)\n") == "updated"
+    assert s3.get_object(Bucket="art", Key="scripts/a.py")["Body"].read() == b"print(2)\n"
+    # An object someone else put (a restored snapshot: no metadata) is compared by its ETag.
+    s3.put_object(Bucket="art", Key="scripts/b.py", Body=b"x = 1\n")
+    assert upload_if_changed(s3, "art", "scripts/b.py", b"x = 1\n") == "unchanged"
+    assert upload_if_changed(s3, "art", "scripts/b.py", b"x = 2\n") == "updated"
+
+
+def test_following_a_run_prints_each_line_once_and_the_last_ones_too(moto_clients):
+    from musicpipe.stack.job_runs import follow_run
+
+    logs = moto_clients("logs")
+    for kind in ("output", "error"):
+        logs.create_log_group(logGroupName=f"/aws-glue/python-jobs/{kind}")
+
+    def put(kind: str, *lines: str) -> None:
+        if not logs.describe_log_streams(
+            logGroupName=f"/aws-glue/python-jobs/{kind}", logStreamNamePrefix="jr_1"
+        )["logStreams"]:
+            logs.create_log_stream(
+                logGroupName=f"/aws-glue/python-jobs/{kind}", logStreamName="jr_1"
+            )
+        events = [{"timestamp": int(time.time() * 1000), "message": line} for line in lines]
+        logs.put_log_events(
+            logGroupName=f"/aws-glue/python-jobs/{kind}", logStreamName="jr_1", logEvents=events
+        )
+
+    # What the emulator does between polls: no stream yet, lines, more lines, the end.
+    script = iter(
+        [
+            lambda: None,
+            lambda: put("output", "one", "two"),
+            lambda: put("error", "oops"),
+            lambda: put("output", "three"),
+        ]
+    )
+    states = iter(["STARTING", "RUNNING", "RUNNING", "RUNNING", "SUCCEEDED"])
+
+    class Glue:
+        def get_job_run(self, JobName, RunId):
+            state = next(states)
+            return {
+                "JobRun": {
+                    "Id": RunId,
+                    "JobName": JobName,
+                    "JobRunState": state,
+                    "LogGroupName": "/aws-glue/python-jobs",
+                }
+            }
+
+    seen: list[tuple[str, str]] = []
+    final = follow_run(
+        Glue(),
+        logs,
+        "j",
+        "jr_1",
+        lambda kind, line: seen.append((kind, line)),
+        sleep=lambda s: next(script, lambda: None)(),
+    )
+    assert final["JobRunState"] == "SUCCEEDED"
+    assert seen == [("output", "one"), ("output", "two"), ("error", "oops"), ("output", "three")]
