@@ -67,6 +67,11 @@ def test_the_promoter_may_create_every_job_of_the_manifest(tmp_path):
         ('name = "a"\ncommand = "glueetl"\nscript = "a.py"\nnumber_of_workers = 0', ">= 1"),
         ('name = "a"\ncommand = "glueetl"\nscript = "a.py"\narguments = { n = 1 }', "strings"),
         ('name = "a"\ncommand = "pythonshell"\nscript = "a.py"\nmax_capacity = 2', "0.0625"),
+        ('name = "a"\ncommand = "glueetl"\nscript = "a.py"\nmax_capacity = 1', "not for glueetl"),
+        (
+            'name = "a"\ncommand = "pythonshell"\nscript = "a.py"\nnumber_of_workers = 2',
+            "number_of_workers is not for pythonshell",
+        ),
         (
             'name = "music_streaming_etl_complete"\ncommand = "glueetl"\nscript = "a.py"',
             "job music_streaming_etl_complete is defined twice",

@@ -125,6 +125,11 @@ def check_entry(entry: Mapping[str, object], base_dir: Path) -> dict[str, object
             raise JobEntryError(f"job {name}: {key} must be {ENTRY_KEYS[key]}, got {value!r}")
     if "max_capacity" in entry and entry["max_capacity"] not in (0.0625, 1):
         raise JobEntryError(f"job {name}: max_capacity must be 0.0625 or 1")
+    # Glue refuses these on the other command; say so here rather than at CreateJob.
+    wrong = {GLUEETL: ("max_capacity",), PYTHONSHELL: ("worker_type", "number_of_workers")}
+    for key in wrong[str(entry["command"])]:
+        if key in entry:
+            raise JobEntryError(f"job {name}: {key} is not for {entry['command']} jobs")
     return out
 
 
