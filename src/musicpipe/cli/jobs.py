@@ -108,7 +108,9 @@ def _deploy_quietly(stack: Stack) -> None:
     """Deploy what changed, saying in one line what was (stderr: stdout is the job's output)."""
     changes = [c for c in stack.deploy_jobs() if c.action != "unchanged"]
     for c in changes:
-        err.print(f"[yellow]{c.action}[/] {c.kind} {escape(c.name)} {escape(c.detail)}")
+        err.print(
+            f"[yellow]{c.action}[/] {c.kind} {escape(c.name)} {escape(c.detail)}", soft_wrap=True
+        )
 
 
 def _known_job(stack: Stack, glue, name: str) -> None:
@@ -171,7 +173,11 @@ def run(
         _known_job(stack, glue, name)
         run_id = glue.start_job_run(JobName=name, Arguments=arguments)["JobRunId"]
         shown = " ".join(f"{k} {v}" for k, v in arguments.items())
-        err.print(f"started [bold]{escape(name)}[/] run {run_id} {escape(shown)}", highlight=False)
+        err.print(
+            f"started [bold]{escape(name)}[/] run {run_id} {escape(shown)}",
+            highlight=False,
+            soft_wrap=True,
+        )
         if not wait_for_it:
             console.print(run_id)
             return
@@ -180,7 +186,9 @@ def run(
             final = follow_run(glue, logs_client, name, run_id, _print_line)
         except KeyboardInterrupt:
             err.print(
-                f"stopped following; the run goes on: musicpipe job logs {name} --run {run_id}"
+                f"stopped following; the run goes on: musicpipe job logs {name} --run {run_id}",
+                highlight=False,
+                soft_wrap=True,
             )
             raise typer.Exit(EXIT_INTERRUPTED) from None
     _end_of_run(final)
@@ -198,7 +206,7 @@ def _end_of_run(final: dict) -> None:
     took_text = f" in {took:.1f} s" if took is not None else ""
     line = f"{final['JobName']} run {final['Id']} {state}{took_text}"
     if state == "SUCCEEDED":
-        err.print(f"[green]{escape(line)}[/]", highlight=False)
+        err.print(f"[green]{escape(line)}[/]", highlight=False, soft_wrap=True)
         return
     raise fail(f"{line}: {final.get('ErrorMessage') or 'no error message'}")
 
