@@ -362,15 +362,14 @@ class Runner:
             )
         if handle.stop_requested:
             return JobRunState.STOPPED, None
-        if process.returncode != 0 and driver is not None and not driver.alive():
-            script_error = model.error_message("\n".join(handle.stderr_tail))
-            return JobRunState.FAILED, (
-                f"The Spark driver exited ({driver.exit_code()}) while the run was running"
-                + (f": {script_error}" if script_error else ".")
-            )
         if process.returncode == 0:
             return JobRunState.SUCCEEDED, None
         message = model.error_message("\n".join(handle.stderr_tail))
+        if driver is not None and not driver.alive():
+            return JobRunState.FAILED, (
+                f"The Spark driver exited ({driver.exit_code()}) while the run was running"
+                + (f": {message}" if message else ".")
+            )
         return JobRunState.FAILED, message or f"Script exited with code {process.returncode}."
 
     @staticmethod
