@@ -183,6 +183,8 @@ LAZY_MODULES = (
     "musicpipe.kpi_report",
     "musicpipe.stack.runs",
     "musicpipe.stack.job_logs",
+    "musicpipe.glue.pyspark_session",
+    "musicpipe.glue.spark_history",
 )
 
 
@@ -209,6 +211,8 @@ def test_the_cli_keeps_its_top_level_commands_and_imports_little():
         "logs",
         "manifest",
         "generate",
+        "pyspark",
+        "spark-history",
         "promote",
     ]
     assert loaded == []

@@ -11,7 +11,7 @@ import os
 
 import typer
 
-from musicpipe.cli import data, jobs, promote, runs, stack
+from musicpipe.cli import data, jobs, promote, runs, stack, workbench
 from musicpipe.processes import PRIVATE_UMASK
 
 app = typer.Typer(
@@ -42,4 +42,6 @@ for command in (
     data.generate,
 ):
     app.command()(command)
+app.command(context_settings=workbench.PASS_THROUGH_ALL)(workbench.pyspark)
+app.command("spark-history")(workbench.spark_history)
 app.add_typer(promote.promote_app, name="promote")

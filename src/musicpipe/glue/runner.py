@@ -20,10 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from boto3.exceptions import S3UploadFailedError
 from botocore.exceptions import BotoCoreError, ClientError
 
-from musicpipe.aws.local import DUMMY_ACCESS_KEY, DUMMY_SECRET_KEY, LocalAws, local_environment
-from musicpipe.glue import model, spark, warm_spark
+from musicpipe.aws.local import LocalAws, local_environment
+from musicpipe.glue import model, spark, spark_ui, warm_spark
 from musicpipe.glue.model import JobRunState
 from musicpipe.glue.store import Store
 from musicpipe.processes import create_time, same_process
@@ -222,7 +223,7 @@ class Runner:
         err = LogShipper(logs, f"{prefix}/error", run["Id"], workdir / "stderr.log")
         try:
             state, error = self._run_process(run, handle, workdir, out, err)
-        except (FetchError, spark.SparkSetupError) as exc:
+        except (FetchError, spark.SparkSetupError, spark_ui.SparkUiError) as exc:
             err.write(str(exc))
             state, error = JobRunState.FAILED, str(exc)
         except Exception as exc:  # an emulator bug must still end the run honestly
@@ -266,26 +267,44 @@ class Runner:
         paths = [str(p.parent if p.suffix == ".py" else p) for p in libs]
         env["PYTHONPATH"] = os.pathsep.join([*paths, env.get("PYTHONPATH", "")]).strip(os.pathsep)
         driver = None
+        events: tuple[str, str] | None = None
+        event_dir = workdir / "spark-events"
         if run["_command"] == model.GLUEETL:
-            jars = spark.ensure_s3a_jars(log=out.write)
-            env["PYSPARK_PYTHON"] = env["PYSPARK_DRIVER_PYTHON"] = sys.executable
-            env["SPARK_LOCAL_IP"] = "127.0.0.1"  # bind the driver to loopback only
-            conf = spark.s3a_conf(
-                self.settings.aws_endpoint, DUMMY_ACCESS_KEY, DUMMY_SECRET_KEY, self.settings.region
+            events = spark_ui.event_logs_location(args)
+            wiring = spark.glueetl_spark(
+                self.settings.aws_endpoint,
+                self.settings.region,
+                self.settings.state_dir,
+                log=out.write,
             )
-            log4j = spark.log4j_config(self.settings.state_dir)
+            env.update(wiring.env())
+            # The UI's port is chosen here, so its URL is in the log before the script starts.
+            ui_port = spark.free_port()
+            ui_url = f"http://127.0.0.1:{ui_port}"
+            out.write(f"[musicpipe] Spark UI: {ui_url} (live while the run's SparkContext runs)")
+            self._keep(handle, **{spark_ui.UI_URL_FIELD: ui_url})
+            if events:
+                event_dir.mkdir(parents=True, exist_ok=True)
+                out.write(
+                    f"[musicpipe] Spark event logs: s3://{events[0]}/{events[1]} "
+                    "(uploaded when the run ends)"
+                )
+            run_conf = spark_ui.run_conf(ui_port, event_dir if events else None)
             if self.warm is not None:
                 # The run's libraries reach its driver through PYTHONPATH, not the shared JVM.
-                shared = spark.submit_args(
-                    job_name="musicpipe-warm-driver", jars=jars, py_files=[], conf=conf, log4j=log4j
-                )
+                shared = wiring.submit_args("musicpipe-warm-driver", [])
                 jvm_env = {k: v for k, v in env.items() if k != "PYTHONPATH"}
                 driver = self.warm.checkout(shared, jvm_env)
+                try:
+                    driver.set_properties(run_conf)
+                except Exception as exc:  # a JVM that cannot answer: not lent any longer
+                    self.warm.give_back(driver, reusable=False)
+                    raise spark.SparkSetupError(
+                        f"the warm Spark driver did not take the run's settings: {exc!r}"
+                    ) from None
                 env.update(driver.env())
             else:
-                env["PYSPARK_SUBMIT_ARGS"] = spark.submit_args(
-                    job_name=run["JobName"], jars=jars, py_files=libs, conf=conf, log4j=log4j
-                )
+                env["PYSPARK_SUBMIT_ARGS"] = wiring.submit_args(run["JobName"], libs, run_conf)
         state = JobRunState.FAILED
         try:
             state, error = self._spawn_and_wait(run, handle, workdir, env, script, out, err, driver)
@@ -294,6 +313,34 @@ class Runner:
             if driver is not None and self.warm is not None:
                 # Only a clean success leaves the JVM fit for the next run.
                 self.warm.give_back(driver, reusable=state == JobRunState.SUCCEEDED)
+            if events:
+                self._upload_event_logs(handle, event_dir, events, err)
+
+    def _upload_event_logs(
+        self, handle: ActiveRun, folder: Path, where: tuple[str, str], err: LogShipper
+    ) -> None:
+        # Without a warm driver the script's own JVM closes the log in its shutdown hook, after
+        # the script has exited: wait for the run's process group to be gone first.
+        if handle.process is not None and self.warm is None:
+            deadline = time.monotonic() + STOP_GRACE_SECONDS
+            while time.monotonic() < deadline and _group_alive(handle.process.pid):
+                time.sleep(0.1)
+        bucket, prefix = where
+        try:
+            spark_ui.upload_event_logs(self.aws.client("s3"), folder, bucket, prefix)
+        except (ClientError, S3UploadFailedError, OSError) as exc:
+            err.write(
+                f"[musicpipe] could not upload the Spark event logs to "
+                f"s3://{bucket}/{prefix}: {exc}"
+            )
+
+    def _keep(self, handle: ActiveRun, **fields) -> None:
+        """Fields kept on the stored run, its state unchanged."""
+        with self.store.lock:
+            run = self.store.get_run(handle.job_name, handle.run_id)
+            assert run is not None  # stored before start() made the handle
+            run.update(fields)
+            self.store.put_run(run)
 
     def _spawn_and_wait(
         self,
@@ -410,3 +457,13 @@ class Runner:
             os.killpg(pgid, sig)
         except (ProcessLookupError, PermissionError):
             pass
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

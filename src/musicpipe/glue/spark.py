@@ -16,12 +16,16 @@ import json
 import os
 import re
 import shlex
+import socket
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+
+from musicpipe.aws.local import DUMMY_ACCESS_KEY, DUMMY_SECRET_KEY
 
 
 def _pyspark_home() -> Path:
@@ -171,6 +175,7 @@ def spark_defaults() -> dict[str, str]:
 
 
 def log4j_config(state_dir: Path) -> Path:
+    state_dir.mkdir(parents=True, exist_ok=True)
     path = state_dir / "log4j2.properties"
     if not path.exists() or path.read_text() != LOG4J2:
         path.write_text(LOG4J2)
@@ -250,3 +255,58 @@ def submit_args(
     if py_files:
         args += ["--py-files", ",".join(str(p) for p in py_files)]
     return shlex.join([*args, "pyspark-shell"])
+
+
+@dataclass(frozen=True)
+class GlueEtlSpark:
+    """How a glueetl driver is wired, in one place: the emulator's runs and `musicpipe pyspark`
+    both start their drivers from this, so the shell sees exactly what a run sees."""
+
+    jars: list[str]
+    conf: dict[str, str]
+    log4j: Path
+
+    @staticmethod
+    def env() -> dict[str, str]:
+        """What the driver's process (and the JVM it starts) needs in its environment."""
+        return {
+            "PYSPARK_PYTHON": sys.executable,
+            "PYSPARK_DRIVER_PYTHON": sys.executable,
+            # The driver, its block manager and its UI bind to loopback only.
+            "SPARK_LOCAL_IP": "127.0.0.1",
+        }
+
+    def submit_args(
+        self, job_name: str, py_files: list[Path], extra_conf: dict[str, str] | None = None
+    ) -> str:
+        return submit_args(
+            job_name=job_name,
+            jars=self.jars,
+            py_files=py_files,
+            conf={**self.conf, **(extra_conf or {})},
+            log4j=self.log4j,
+        )
+
+
+def glueetl_spark(
+    aws_endpoint: str, region: str, state_dir: Path, log: Callable[[str], None] = print
+) -> GlueEtlSpark:
+    """The S3A jars (fetched once), S3 through S3A to ``aws_endpoint`` with the dummy
+    credentials, and Spark's logging config written into ``state_dir``."""
+    return GlueEtlSpark(
+        jars=ensure_s3a_jars(log=log),
+        conf=s3a_conf(aws_endpoint, DUMMY_ACCESS_KEY, DUMMY_SECRET_KEY, region),
+        log4j=log4j_config(state_dir),
+    )
+
+
+def ui_conf(port: int) -> dict[str, str]:
+    """A live Spark UI on ``port`` (loopback, through SPARK_LOCAL_IP)."""
+    return {"spark.ui.enabled": "true", "spark.ui.port": str(port)}
+
+
+def free_port() -> int:
+    """A port nothing listens on now, for a Spark UI whose URL must be known before it starts."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

@@ -27,6 +27,8 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,6 +45,8 @@ class WarmDriver:
     submit_args: str
     runs: int = 0
     started_at: float = field(default_factory=time.time)
+    # System properties a run set (set_properties), with the JVM's own values (None: unset).
+    overridden: dict[str, str | None] = field(default_factory=dict)
 
     def env(self) -> dict[str, str]:
         return {"PYSPARK_GATEWAY_PORT": str(self.port), "PYSPARK_GATEWAY_SECRET": self.secret}
@@ -67,10 +71,8 @@ class WarmDriver:
         if self.process.stdin:
             self.process.stdin.close()
 
-    def reset(self) -> bool:
-        """Stop any SparkContext a finished run left; True if the JVM is fit for another run."""
-        if not self.alive():
-            return False
+    @contextmanager
+    def _jvm(self) -> Iterator:
         from py4j.java_gateway import GatewayParameters, JavaGateway
 
         gateway = JavaGateway(
@@ -79,19 +81,44 @@ class WarmDriver:
             )
         )
         try:
-            jvm = gateway.jvm
-            # getActive is private[spark]: public in bytecode, but only on the companion object.
-            spark_context = getattr(getattr(jvm.org.apache.spark, "SparkContext$"), "MODULE$")
-            active = spark_context.getActive()
-            if active.isDefined():
-                active.get().stop()
-            jvm.org.apache.spark.sql.SparkSession.clearActiveSession()
-            jvm.org.apache.spark.sql.SparkSession.clearDefaultSession()
-            return True
-        except Exception:  # a JVM that cannot answer is not reused
-            return False
+            yield gateway.jvm
         finally:
             gateway.close()
+
+    def set_properties(self, properties: dict[str, str]) -> None:
+        """Spark settings for the next run only (its UI port, its event log): the run's
+        SparkConf reads the JVM's ``spark.*`` system properties when it is made, and
+        :meth:`reset` puts the JVM's own values back."""
+        with self._jvm() as jvm:
+            system = jvm.java.lang.System
+            for key, value in properties.items():
+                if key not in self.overridden:
+                    self.overridden[key] = system.getProperty(key)
+                system.setProperty(key, value)
+
+    def reset(self) -> bool:
+        """Stop any SparkContext a finished run left; True if the JVM is fit for another run."""
+        if not self.alive():
+            return False
+        try:
+            with self._jvm() as jvm:
+                # getActive is private[spark]: public in bytecode, but only on the companion
+                # object.
+                spark_context = getattr(getattr(jvm.org.apache.spark, "SparkContext$"), "MODULE$")
+                active = spark_context.getActive()
+                if active.isDefined():
+                    active.get().stop()
+                jvm.org.apache.spark.sql.SparkSession.clearActiveSession()
+                jvm.org.apache.spark.sql.SparkSession.clearDefaultSession()
+                for key, value in self.overridden.items():
+                    if value is None:
+                        jvm.java.lang.System.clearProperty(key)
+                    else:
+                        jvm.java.lang.System.setProperty(key, value)
+                self.overridden.clear()
+                return True
+        except Exception:  # a JVM that cannot answer is not reused
+            return False
 
 
 def launch(submit_args: str, env: dict[str, str], log_file: Path) -> WarmDriver:
