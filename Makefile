@@ -90,6 +90,7 @@ bench: $(STAMP)
 	cd bench && ../$(BIN)/python etl_vs_duckdb.py $(BENCH_ARGS)
 	cd bench && ../$(BIN)/python e2e_latency.py
 	cd bench && ../$(BIN)/python burst.py
+	cd bench && ../$(BIN)/python job_edit.py
 
 lock:
 	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 --quiet -o requirements.lock

@@ -9,17 +9,22 @@ same against AWS with the very same files.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import io
 import sys
 import zipfile
 from pathlib import Path
 
-from musicpipe.manifest import GlueJobSpec, Manifest, load_manifest
+from musicpipe.aws.s3 import head_or_none, plain_etag
+from musicpipe.bootstrap import CREATED, UNCHANGED, UPDATED, Change
+from musicpipe.manifest import ConfigError, GlueJobSpec, Manifest, load_manifest
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
 REPO_ROOT = PACKAGE_ROOT.parents[1]
 # What the jobs import; the CLI, the stack and the emulator stay out of the zip.
 JOB_SUBPACKAGES = ("contract", "pipeline", "etl", "aws", "validation")
+# Object metadata: the SHA-256 of what we uploaded, so a deploy compares without a GET.
+SHA_METADATA = "musicpipe-sha256"
 
 
 def package_files(
@@ -73,17 +78,45 @@ def job_definition(spec: GlueJobSpec, role_arn: str) -> dict:
     return definition
 
 
+def script_path(spec: GlueJobSpec, repo_root: Path = REPO_ROOT) -> Path:
+    """The job's script on disk (a config file's entry holds an absolute path)."""
+    return repo_root / spec.script
+
+
+def check_scripts(manifest: Manifest, repo_root: Path = REPO_ROOT) -> None:
+    """Every job's script exists, before anything is uploaded."""
+    for spec in manifest.glue_jobs:
+        script = script_path(spec, repo_root)
+        if not script.is_file():
+            raise ConfigError(
+                f"{script}: the script of Glue job {spec.name} (from {spec.source}) does not "
+                "exist; write it, or fix the entry's script path"
+            )
+
+
 def job_artifacts(manifest: Manifest, repo_root: Path = REPO_ROOT) -> list[tuple[str, str, bytes]]:
     """(bucket, key, bytes) of everything the jobs need in S3: the library zip, the scripts."""
+    check_scripts(manifest, repo_root)
     bucket, key = _s3_parts(manifest.extra_py_files)
     files = [(bucket, key, build_jobs_zip())]
     for spec in manifest.glue_jobs:
-        script = repo_root / spec.script
-        if not script.is_file():
-            raise FileNotFoundError(f"{script}: the script of Glue job {spec.name} is missing")
         bucket, key = _s3_parts(spec.script_location)
-        files.append((bucket, key, script.read_bytes()))
+        files.append((bucket, key, script_path(spec, repo_root).read_bytes()))
     return files
+
+
+def upload_if_changed(s3, bucket: str, key: str, body: bytes) -> str:
+    """Put the object unless S3 holds these bytes already (the SHA-256 stored in its metadata
+    when we uploaded it, or an ETag that is the bytes' MD5); created | updated | unchanged."""
+    sha = hashlib.sha256(body).hexdigest()
+    head = head_or_none(s3, bucket, key)
+    if head is not None and (
+        head.get("Metadata", {}).get(SHA_METADATA) == sha
+        or plain_etag(head.get("ETag")) == hashlib.md5(body).hexdigest()
+    ):
+        return UNCHANGED
+    s3.put_object(Bucket=bucket, Key=key, Body=body, Metadata={SHA_METADATA: sha})
+    return CREATED if head is None else UPDATED
 
 
 def job_differences(current: dict, wanted: dict) -> list[str]:
@@ -105,25 +138,41 @@ def job_differences(current: dict, wanted: dict) -> list[str]:
     return out
 
 
-def deploy_jobs(s3, glue, manifest: Manifest, account_id: str, repo_root: Path = REPO_ROOT):
-    """Upload scripts and library, then create or update each job. Returns (job, action)."""
+def deploy_jobs(
+    s3, glue, manifest: Manifest, account_id: str, repo_root: Path = REPO_ROOT
+) -> list[Change]:
+    """Upload what changed (scripts, library, by content), then create or update each job.
+    A job whose script was uploaded again is "updated" even when its definition is the same."""
+    uploaded = {}
     for bucket, key, body in job_artifacts(manifest, repo_root):
-        s3.put_object(Bucket=bucket, Key=key, Body=body)
-    results = []
+        uploaded[f"s3://{bucket}/{key}"] = upload_if_changed(s3, bucket, key, body)
+    library = manifest.extra_py_files
+    results = [Change("glue library", library, uploaded[library], "what the jobs import")]
     for spec in manifest.glue_jobs:
-        definition = job_definition(spec, manifest.glue_role_arn(account_id))
-        try:
-            current = glue.get_job(JobName=spec.name)["Job"]
-        except glue.exceptions.EntityNotFoundException:
-            glue.create_job(Name=spec.name, **definition)
-            results.append((spec.name, "created"))
-            continue
-        if job_differences(current, definition):
-            glue.update_job(JobName=spec.name, JobUpdate=definition)
-            results.append((spec.name, "updated"))
-        else:
-            results.append((spec.name, "unchanged"))
+        results.append(
+            deploy_job(
+                glue, spec, manifest.glue_role_arn(account_id), uploaded[spec.script_location]
+            )
+        )
     return results
+
+
+def deploy_job(glue, spec: GlueJobSpec, role_arn: str, script: str = UNCHANGED) -> Change:
+    """Create or update one job; ``script``: what happened to its script in S3."""
+    definition = job_definition(spec, role_arn)
+    detail = {CREATED: "script uploaded", UPDATED: "script changed"}.get(script, "")
+    try:
+        current = glue.get_job(JobName=spec.name)["Job"]
+    except glue.exceptions.EntityNotFoundException:
+        glue.create_job(Name=spec.name, **definition)
+        return Change("glue job", spec.name, CREATED, f"{spec.command}, from {spec.source}")
+    differences = job_differences(current, definition)
+    if differences:
+        glue.update_job(JobName=spec.name, JobUpdate=definition)
+    if differences or script != UNCHANGED:
+        changed = ", ".join([*differences, *([detail] if detail else [])])
+        return Change("glue job", spec.name, UPDATED, changed)
+    return Change("glue job", spec.name, UNCHANGED, spec.command)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -138,8 +187,8 @@ def main(argv: list[str] | None = None) -> int:
     manifest = load_manifest()
     aws = LocalAws(args.aws_endpoint, manifest.region)
     glue = aws.client("glue", endpoint=args.glue_endpoint)
-    for name, action in deploy_jobs(aws.client("s3"), glue, manifest, args.account_id):
-        print(f"{action:>9}  glue job  {name}")
+    for change in deploy_jobs(aws.client("s3"), glue, manifest, args.account_id):
+        print(f"{change.action:>9}  {change.kind}  {change.name}  {change.detail}")
     return 0
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,10 @@ from typing import Any
 from musicpipe.contract.layout import SONGS_KEY as SONGS_KEY
 from musicpipe.contract.layout import STREAMS_PREFIX
 from musicpipe.contract.layout import USERS_KEY as USERS_KEY
+
+# A job of the manifest; GlueJobSpec is re-exported (its home is musicpipe.job_specs).
+from musicpipe.job_specs import PIPELINE_JOBS, JobEntryError, build_spec, check_entry, check_unique
+from musicpipe.job_specs import GlueJobSpec as GlueJobSpec
 
 CONFIG_ENV = "MUSICPIPE_CONFIG"
 CONFIG_FILE = "musicpipe.toml"
@@ -141,26 +145,13 @@ class NotificationSpec:
 
 
 @dataclass(frozen=True)
-class GlueJobSpec:
-    name: str
-    command: str  # "glueetl" (Spark) or "pythonshell"
-    script: str  # path of the script in the repository
-    script_location: str  # where the script lives in S3
-    python_version: str
-    glue_version: str | None
-    default_arguments: dict[str, str] = field(default_factory=dict)
-    max_concurrent_runs: int = 1
-    timeout_minutes: int = 60
-    max_capacity: float | None = None  # Python shell: 0.0625 or 1
-    worker_type: str | None = None  # Spark
-    number_of_workers: int | None = None
-
-
-@dataclass(frozen=True)
 class Manifest:
     names: dict[str, str]
     settings: dict[str, float | int]
     source: tuple[str, ...] = ()  # where overrides came from, for `musicpipe manifest`
+    # The config file's [[jobs]] entries, checked (job_specs.check_entry), and that file.
+    job_entries: tuple[dict[str, Any], ...] = ()
+    jobs_file: str = ""
 
     def __getattr__(self, item: str) -> str:
         # manifest.raw_bucket etc.; only reached for names not defined on the class.
@@ -222,39 +213,28 @@ class Manifest:
 
     @property
     def glue_jobs(self) -> tuple[GlueJobSpec, ...]:
-        artifacts = self.names["artifacts_bucket"]
+        """The pipeline's jobs, then those the config file's [[jobs]] entries add."""
+        common = self.job_arguments()
+        bucket = self.names["artifacts_bucket"]
         timeout = int(self.settings["glue_timeout_minutes"])
-        jobs = []
-        for key, command in (("validation_job", "pythonshell"), ("etl_job", "glueetl")):
-            name = self.names[key]
-            spark = command == "glueetl"
-            jobs.append(
-                GlueJobSpec(
-                    name=name,
-                    command=command,
-                    script=f"spark_jobs/{name}.py",
-                    script_location=f"s3://{artifacts}/scripts/{name}.py",
-                    # Glue 5.1 Spark runs Python 3.11; Python shell jobs run 3.9.
-                    python_version="3" if spark else "3.9",
-                    glue_version="5.1" if spark else None,
-                    default_arguments={
-                        **self.job_arguments(),
-                        **(
-                            {"--job-language": "python", "--enable-metrics": "true"}
-                            if spark
-                            else {}
-                        ),
-                    },
-                    timeout_minutes=timeout,
-                    max_capacity=None if spark else 0.0625,
-                    worker_type="G.1X" if spark else None,
-                    number_of_workers=2 if spark else None,
-                )
+        specs = [
+            build_spec(
+                {"name": self.names[job["name_key"]], **job}, common, bucket, timeout, "defaults"
             )
-        return tuple(jobs)
+            for job in PIPELINE_JOBS
+        ]
+        specs += [
+            build_spec(entry, common, bucket, timeout, f"{self.jobs_file} [[jobs]]")
+            for entry in self.job_entries
+        ]
+        return tuple(specs)
 
     def as_dict(self) -> dict[str, object]:
-        return {"names": dict(self.names), "settings": dict(self.settings)}
+        return {
+            "names": dict(self.names),
+            "settings": dict(self.settings),
+            "jobs": [asdict(spec) for spec in self.glue_jobs],
+        }
 
 
 def _read_config_file(path: Path) -> dict[str, dict[str, object]]:
@@ -263,11 +243,11 @@ def _read_config_file(path: Path) -> dict[str, dict[str, object]]:
             data = tomllib.load(fh)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
-    unknown_sections = set(data) - {"names", "settings", "stack"}
+    unknown_sections = set(data) - {"names", "settings", "stack", "jobs"}
     if unknown_sections:
         raise ConfigError(
             f"{path}: unknown section(s) {sorted(unknown_sections)}; "
-            "use [names], [settings] or [stack]"
+            "use [names], [settings], [stack] or [[jobs]]"
         )
     return data
 
@@ -325,8 +305,10 @@ def load_manifest(cwd: Path | None = None, environ: Mapping[str, str] | None = N
     sources: list[str] = []
 
     path = config_path(cwd, env)
+    entries: tuple[dict[str, Any], ...] = ()
     if path is not None:
         data = _read_config_file(path)
+        entries = _job_entries(path, data.get("jobs", []))
         for section, known in (("names", names), ("settings", settings)):
             values = data.get(section, {})
             unknown = set(values) - set(known)
@@ -364,7 +346,25 @@ def load_manifest(cwd: Path | None = None, environ: Mapping[str, str] | None = N
             f"({settings['retry_base_seconds']}): the cap must be at least the first wait "
             f"(set in {', '.join(sources) or 'the defaults'})"
         )
-    return Manifest(names=names, settings=settings, source=tuple(sources))
+    manifest = Manifest(names, settings, tuple(sources), entries, str(path or ""))
+    try:
+        check_unique(list(manifest.glue_jobs))
+    except JobEntryError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    return manifest
+
+
+def _job_entries(path: Path, jobs: object) -> tuple[dict[str, Any], ...]:
+    """The [[jobs]] tables of the config file, each checked."""
+    if not isinstance(jobs, list) or not all(isinstance(j, dict) for j in jobs):
+        raise ConfigError(f"{path}: jobs must be [[jobs]] tables (docs/developing-jobs.md)")
+    entries = []
+    for number, entry in enumerate(jobs, 1):
+        try:
+            entries.append(check_entry(entry, path.parent))
+        except JobEntryError as exc:
+            raise ConfigError(f"{path} [[jobs]] entry {number}: {exc}") from None
+    return tuple(entries)
 
 
 def _check_bucket_names(names: dict[str, str]) -> None:

@@ -57,14 +57,14 @@ def write_csv(path: Path, text: str) -> Path:
 
 def test_up_status_drop_down_up_keeps_state(cli_env, tmp_path):
     up = run_cli("up", env=cli_env, check=True)
-    assert "14 created" in up.stdout  # 12 AWS resources and the 2 Glue jobs
+    assert "15 created" in up.stdout  # 12 AWS resources, the jobs' library and the 2 Glue jobs
     # Each stage is named, with its time, as it ends; then the whole start's time.
     for stage in ("preflight", "AWS", "resources", "S3A jars", "Glue emulator", "Glue jobs"):
         assert f"✓ {stage} " in up.stdout, up.stdout
     assert "ready in " in up.stdout
     again = run_cli("up", env=cli_env, check=True)
     assert "already running" in again.stdout
-    assert "No changes: all 14 resources already in place." in again.stdout
+    assert "No changes: all 15 resources already in place." in again.stdout
 
     status = run_cli("status", env=cli_env, check=True)
     states = row_states(status.stdout)
@@ -72,7 +72,7 @@ def test_up_status_drop_down_up_keeps_state(cli_env, tmp_path):
     assert states["supervisor"] == "running"
     for name in ("rds.data", "trial.data", "warehouse.bucket", "kpi.table_file_tracker"):
         assert name in status.stdout
-    assert "all 14 resources in place" in status.stdout
+    assert "all 15 resources in place" in status.stdout
     assert "music_streaming_etl_complete" in status.stdout
 
     songs = write_csv(
@@ -185,6 +185,7 @@ LAZY_MODULES = (
     "musicpipe.stack.job_logs",
     "musicpipe.glue.pyspark_session",
     "musicpipe.glue.spark_history",
+    "musicpipe.stack.job_runs",
 )
 
 
@@ -208,11 +209,13 @@ def test_the_cli_keeps_its_top_level_commands_and_imports_little():
         "wait",
         "reprocess",
         "kpis",
+        "deploy",
         "logs",
         "manifest",
         "generate",
         "pyspark",
         "spark-history",
+        "job",
         "promote",
     ]
     assert loaded == []

@@ -1,8 +1,9 @@
 """The one typer app: every command of the command modules is registered here, by name.
 
 The commands stay top-level (`musicpipe up`, `musicpipe drop`, ...): each module holds plain
-functions and this module registers them, in the order `musicpipe --help` lists them. Only
-`promote` is a group of its own (`musicpipe promote plan|apply|policy`), as it always was.
+functions and this module registers them, in the order `musicpipe --help` lists them. Two are
+groups of their own: `job` (`musicpipe job run|runs|logs`) and `promote`
+(`musicpipe promote plan|apply|policy`).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ for command in (
     runs.wait,
     runs.reprocess,
     data.kpis,
+    jobs.deploy,
     jobs.logs,
     stack.manifest,
     data.generate,
@@ -44,4 +46,5 @@ for command in (
     app.command()(command)
 app.command(context_settings=workbench.PASS_THROUGH_ALL)(workbench.pyspark)
 app.command("spark-history")(workbench.spark_history)
+app.add_typer(jobs.job_app, name="job")
 app.add_typer(promote.promote_app, name="promote")

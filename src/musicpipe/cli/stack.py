@@ -65,13 +65,13 @@ class UpProgress:
         self.stage = None
 
 
-def _changes_table(changes, title: str) -> Table:
+def changes_table(changes, title: str) -> Table:
     table = Table(title=title, title_justify="left")
     for col in ("resource", "name", "state", "detail"):
         table.add_column(col)
     for c in changes:
         style = ACTION_STYLE.get(c.action, "")
-        table.add_row(c.kind, c.name, f"[{style}]{c.action}[/]", c.detail)
+        table.add_row(c.kind, escape(c.name), f"[{style}]{c.action}[/]", escape(c.detail))
     return table
 
 
@@ -106,7 +106,7 @@ def up(
     else:
         console.print(f"[green]{what} up[/] on {s.aws_endpoint}")
     console.print(f"Glue job emulator on {s.glue_endpoint}")
-    console.print(_changes_table(report.changes, "resources"))
+    console.print(changes_table(report.changes, "resources"))
     console.print(summarize(report.changes))
     if report.recovery is not None and not report.recovery.stale:
         console.print(
@@ -239,7 +239,7 @@ def status(
     for line in _supervision_lines(st.services):
         console.print(line, highlight=False)
     if st.resources:
-        console.print(_changes_table(st.resources, "resources"))
+        console.print(changes_table(st.resources, "resources"))
         missing = [r for r in st.resources if r.action != UNCHANGED]
         if missing:
             console.print(
@@ -316,7 +316,8 @@ def env() -> None:
 
 
 def manifest(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
-    """The resource names and settings in force (defaults, config file, environment)."""
+    """The resource names, settings and Glue jobs in force (defaults, config file,
+    environment)."""
     with cli_errors():
         settings, m = load_context()
     if as_json:
@@ -328,6 +329,12 @@ def manifest(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) 
     for key, value in {**m.names, **m.settings, **_stack_dict(settings)}.items():
         table.add_row(key, str(value))
     console.print(table)
+    jobs = Table(title="glue jobs", title_justify="left")
+    for col in ("name", "command", "script", "from"):
+        jobs.add_column(col, overflow="fold")
+    for spec in m.glue_jobs:
+        jobs.add_row(spec.name, spec.command, escape(spec.script), escape(spec.source))
+    console.print(jobs)
     console.print("overrides from: " + (", ".join(m.source) or "none (all defaults)"))
 
 

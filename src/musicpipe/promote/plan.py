@@ -16,7 +16,13 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from musicpipe.artifacts import REPO_ROOT, job_artifacts, job_definition, job_differences
+from musicpipe.artifacts import (
+    REPO_ROOT,
+    SHA_METADATA,
+    job_artifacts,
+    job_definition,
+    job_differences,
+)
 from musicpipe.aws.s3 import error_code
 from musicpipe.bootstrap import DRIFTED, MISSING, bootstrap
 from musicpipe.manifest import Manifest
@@ -29,7 +35,7 @@ from musicpipe.promote.policies import (
 )
 
 CREATE, UPDATE, UNCHANGED, REFUSE, SKIPPED = "create", "update", "unchanged", "refuse", "skipped"
-SHA_KEY = "musicpipe-sha256"  # object metadata: what promotion uploaded, to compare without a GET
+SHA_KEY = SHA_METADATA  # object metadata: what was uploaded, to compare without a GET
 PUBLIC_ACCESS_BLOCK = {
     "BlockPublicAcls": True,
     "IgnorePublicAcls": True,

@@ -215,9 +215,9 @@ def promoter_policy(
             "Sid": "GlueJobs",
             "Effect": "Allow",
             "Action": ["glue:GetJob", "glue:CreateJob", "glue:UpdateJob"],
+            # Every job of the manifest, also those a [[jobs]] entry adds.
             "Resource": [
-                f"arn:aws:glue:{region}:{account_id}:job/{n[k]}"
-                for k in ("validation_job", "etl_job")
+                f"arn:aws:glue:{region}:{account_id}:job/{spec.name}" for spec in manifest.glue_jobs
             ],
         },
     ]

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from musicpipe.artifacts import deploy_jobs
+from musicpipe.aws.s3 import head_or_none
 from musicpipe.bootstrap import Change, bootstrap
 from musicpipe.stack.persistence import SnapshotSummary
 
@@ -65,19 +66,23 @@ def http_ok(url: str, timeout: float = 1.0) -> bool:
 
 
 def deploy_job_changes(stack, account_id: str) -> list[Change]:
-    """Deploy the Glue jobs from this checkout's scripts and library to the stack's emulator;
-    what happened to each, as Changes."""
+    """Deploy the Glue jobs from this checkout's scripts and library to the stack's emulator,
+    uploading only what changed; what happened to the library and to each job, as Changes."""
     glue = stack.aws.client("glue", endpoint=stack.settings.glue_endpoint)
-    return [
-        Change("glue job", name, action, "scripts and library uploaded")
-        for name, action in deploy_jobs(stack.aws.client("s3"), glue, stack.manifest, account_id)
-    ]
+    return deploy_jobs(stack.aws.client("s3"), glue, stack.manifest, account_id)
 
 
 def resource_states(stack, aws_up: bool, glue_up: bool) -> list[Change]:
     """Which resources of the manifest exist (the bootstrap's dry run), and which Glue jobs;
     only from the services that answer."""
     resources = bootstrap(stack.aws.client, stack.manifest, apply=False) if aws_up else []
+    if aws_up:
+        library = stack.manifest.extra_py_files
+        bucket, _, key = library.removeprefix("s3://").partition("/")
+        there = head_or_none(stack.aws.client("s3"), bucket, key) is not None
+        resources.append(
+            Change("glue library", library, "unchanged" if there else "missing", "the jobs' zip")
+        )
     if glue_up:
         glue = stack.aws.client("glue", endpoint=stack.settings.glue_endpoint)
         existing = {j["Name"] for j in glue.get_jobs()["Jobs"]}

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from musicpipe.artifacts import REPO_ROOT
 from musicpipe.aws.local import LOCALSTACK_ACCOUNT_ID, LocalAws
-from musicpipe.bootstrap import bootstrap
+from musicpipe.bootstrap import Change, bootstrap
 from musicpipe.dag.config import VARIABLE
 from musicpipe.manifest import ConfigError, Manifest, load_manifest
 from musicpipe.processes import make_private
@@ -265,6 +265,12 @@ class ComposeStack:
     def glue_healthy(self) -> bool:
         return http_ok(self.settings.glue_endpoint + GLUE_HEALTH_PATH)
 
+    account_id = LOCALSTACK_ACCOUNT_ID
+
+    def deploy_jobs(self) -> list[Change]:
+        """`musicpipe deploy`: the Glue jobs from this checkout, only what changed."""
+        return deploy_job_changes(self, self.account_id)
+
     def localstack_ready(self) -> bool:
         """True once LocalStack's ready hook (the bootstrap) has succeeded; raises if it failed
         (LocalStack itself keeps running and calls the stage completed)."""
@@ -332,7 +338,7 @@ class ComposeStack:
             self.session_file.parent.mkdir(parents=True, exist_ok=True)
             self.session_file.write_text(json.dumps({"started_at": time.time()}))
         changes = bootstrap(self.aws.client, self.manifest, apply=False)
-        changes += deploy_job_changes(self, LOCALSTACK_ACCOUNT_ID)
+        changes += self.deploy_jobs()
         return UpReport(already, changes, restored, fresh, recovery)
 
     @property

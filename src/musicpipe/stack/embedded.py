@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from musicpipe.aws.local import LOCAL_ACCOUNT_ID, LocalAws, local_environment
-from musicpipe.bootstrap import bootstrap, drop_test_events
+from musicpipe.bootstrap import Change, bootstrap, drop_test_events
 from musicpipe.glue import spark
 from musicpipe.manifest import Manifest
 from musicpipe.processes import ManagedProcess, make_private
@@ -88,6 +88,12 @@ class EmbeddedStack:
 
     def glue_healthy(self) -> bool:
         return http_ok(self.settings.glue_endpoint + GLUE_HEALTH_PATH)
+
+    account_id = LOCAL_ACCOUNT_ID  # moto's
+
+    def deploy_jobs(self) -> list[Change]:
+        """`musicpipe deploy`: the Glue jobs from this checkout, only what changed."""
+        return deploy_job_changes(self, self.account_id)
 
     # -- up ------------------------------------------------------------------------------
     def up(
@@ -164,7 +170,7 @@ class EmbeddedStack:
         # The Glue jobs, from the scripts and library in this checkout (after the restore, so
         # a saved older copy never shadows the current scripts).
         progress("Glue jobs: scripts and library from this checkout")
-        changes += deploy_job_changes(self, LOCAL_ACCOUNT_ID)
+        changes += self.deploy_jobs()
         if s.airflow:
             self.airflow.start(left(timeout), progress)
         progress("supervisor: restarts a service that dies")

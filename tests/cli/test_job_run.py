@@ -1,0 +1,268 @@
+"""`musicpipe deploy`, `job run`, `job runs` against a real embedded stack (moto + the Glue
+emulator, no Airflow), through the CLI in a child process as a user runs it.
+
+One stack for the module; its config file adds a third job (`hello_job`, a Python shell script
+in the test's own folder) through a [[jobs]] entry only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from musicpipe.stack.embedded import EmbeddedStack
+
+from ..conftest import REPO, SAMPLES, isolated_env, run_cli, started_stack
+
+HELLO = """\
+import os, sys, time
+from awsglue.utils import getResolvedOptions
+
+args = getResolvedOptions(sys.argv, ["greeting", "marker"])
+print(f"hello {args['greeting']}", flush=True)
+print("a line on stderr", file=sys.stderr, flush=True)
+# Waits for the test to see the first line while the run is still running.
+deadline = time.time() + 60
+while args["marker"] != "-" and not os.path.exists(args["marker"]) and time.time() < deadline:
+    time.sleep(0.1)
+print("hello done", flush=True)
+"""
+CONFIG = """\
+[[jobs]]
+name = "hello_job"
+command = "pythonshell"
+script = "jobs/hello.py"
+arguments = { greeting = "default", marker = "-" }
+"""
+VALIDATION = "music_streaming_validation"
+
+
+@dataclass
+class Bench:
+    root: Path
+    env: dict[str, str]
+    stack: EmbeddedStack
+    hello: Path
+
+    def cli(self, *args: str, env: dict[str, str] | None = None, timeout: float = 180):
+        return run_cli(*args, env=env or self.env, cwd=self.root, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory):
+    root = tmp_path_factory.mktemp("workbench")
+    (root / "jobs").mkdir()
+    hello = root / "jobs" / "hello.py"
+    hello.write_text(HELLO)
+    (root / "musicpipe.toml").write_text(CONFIG)
+    env = isolated_env(root / "state")
+    env["MUSICPIPE_CONFIG"] = str(root / "musicpipe.toml")
+    with started_stack(env) as stack:
+        yield Bench(root, env, stack, hello)
+
+
+def _script_versions(stack: EmbeddedStack) -> dict[str, object]:
+    s3 = stack.aws.client("s3")
+    listed = s3.list_objects_v2(Bucket=stack.manifest.artifacts_bucket)["Contents"]
+    return {o["Key"]: (o["ETag"], o["LastModified"]) for o in listed}
+
+
+def test_a_second_deploy_uploads_nothing_and_says_unchanged(bench):
+    before = _script_versions(bench.stack)
+    started = time.monotonic()
+    result = bench.cli("deploy", "--json")
+    wall = time.monotonic() - started
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert {c["state"] for c in report["changes"]} == {"unchanged"}
+    names = {c["name"] for c in report["changes"]}
+    assert {VALIDATION, "music_streaming_etl_complete", "hello_job"} <= names
+    assert _script_versions(bench.stack) == before  # nothing was put again
+    # The deploy step itself; the command adds the interpreter's start.
+    assert report["seconds"] < 3, report
+    print(f"deploy with nothing changed: {report['seconds']:.2f} s (command {wall:.1f} s)")
+    table = bench.cli("deploy")
+    assert "No changes" in table.stdout, table.stdout
+
+
+def test_an_edited_script_is_updated_by_deploy_and_by_up(bench):
+    bench.hello.write_text(HELLO + "print('edit 1')\n")
+    result = bench.cli("deploy", "--json")
+    assert result.returncode == 0, result.stderr
+    states = {c["name"]: (c["state"], c["detail"]) for c in json.loads(result.stdout)["changes"]}
+    assert states["hello_job"] == ("updated", "script changed")
+    assert states[VALIDATION][0] == "unchanged"
+    body = bench.stack.aws.client("s3").get_object(
+        Bucket=bench.stack.manifest.artifacts_bucket, Key="scripts/hello_job.py"
+    )["Body"]
+    assert body.read().decode().endswith("print('edit 1')\n")
+    # `up` on the running stack deploys the same way, and no longer says "No changes".
+    bench.hello.write_text(HELLO + "print('edit 2')\n")
+    up = bench.cli("up", timeout=300)
+    assert up.returncode == 0, up.stdout + up.stderr
+    assert "No changes" not in up.stdout
+    assert "1 updated" in up.stdout, up.stdout
+
+
+def test_a_job_with_a_missing_script_stops_the_deploy_and_names_it(bench):
+    other = bench.root / "missing.toml"
+    other.write_text(CONFIG.replace("hello_job", "ghost_job").replace("hello.py", "ghost.py"))
+    result = bench.cli("deploy", env={**bench.env, "MUSICPIPE_CONFIG": str(other)})
+    assert result.returncode == 2
+    assert "ghost.py" in result.stderr and "ghost_job" in result.stderr
+    assert "does not exist" in result.stderr
+    assert "scripts/ghost_job.py" not in _script_versions(bench.stack)
+
+
+def test_job_run_of_the_validation_job_streams_its_log_and_exits_0(bench):
+    dropped = bench.cli(
+        "drop",
+        str(SAMPLES / "songs.csv"),
+        str(SAMPLES / "users.csv"),
+        str(SAMPLES / "streams" / "streams1.csv"),
+    )
+    assert dropped.returncode == 0, dropped.stderr
+    result = bench.cli("job", "run", VALIDATION, "--arg", "batch_id=x")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "validation report: s3://trial.data/validation_reports/x/" in result.stdout
+    assert f"{VALIDATION} run jr_" in result.stderr and "SUCCEEDED in" in result.stderr
+
+
+def test_a_third_job_from_the_manifest_is_run_and_its_lines_come_while_it_runs(bench):
+    # Edited just before: `job run` deploys the change itself.
+    bench.hello.write_text(HELLO + "print('edited for this run')\n")
+    marker = bench.root / "go-on"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "musicpipe.cli", "job", "run", "hello_job"]
+        + ["--arg", "greeting=workbench", "--arg", f"marker={marker}"],
+        env={**bench.env, "COLUMNS": "200"},
+        cwd=bench.root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()  # shown while the script waits for the marker
+        assert first.strip() == "hello workbench"
+        assert proc.poll() is None
+        marker.write_text("")
+        out, errors = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == 0, errors
+    assert "hello done" in out and "edited for this run" in out
+    assert "a line on stderr" in errors
+
+
+def test_ctrl_c_stops_following_and_the_run_goes_on(bench):
+    marker = bench.root / "after-ctrl-c"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "musicpipe.cli", "job", "run", "hello_job"]
+        + ["--arg", f"marker={marker}"],
+        env={**bench.env, "COLUMNS": "200"},
+        cwd=bench.root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "hello default"
+        os.kill(proc.pid, signal.SIGINT)
+        _, errors = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == 130, errors
+    assert "the run goes on: musicpipe job logs hello_job --run jr_" in errors
+    run_id = errors.split("--run ")[1].split()[0]
+    marker.write_text("")
+    assert _final_state(bench, "hello_job", run_id) == "SUCCEEDED"
+
+
+def _final_state(bench, job: str, run_id: str) -> str:
+    glue = bench.stack.aws.client("glue", endpoint=bench.stack.settings.glue_endpoint)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        state = glue.get_job_run(JobName=job, RunId=run_id)["JobRun"]["JobRunState"]
+        if state not in ("STARTING", "RUNNING", "STOPPING"):
+            break
+        time.sleep(0.5)
+    return state
+
+
+def test_no_wait_returns_the_run_id_and_a_second_run_at_once_is_refused(bench):
+    marker = bench.root / "after-second"
+    first = bench.cli("job", "run", "hello_job", "--no-wait", "--arg", f"marker={marker}")
+    assert first.returncode == 0, first.stderr
+    run_id = first.stdout.strip()
+    assert run_id.startswith("jr_")
+    try:
+        # MaxConcurrentRuns is 1, as on Glue: the second start is an error that says so.
+        second = bench.cli("job", "run", "hello_job")
+        assert second.returncode == 1
+        assert "ConcurrentRunsExceededException" in second.stderr, second.stderr
+    finally:
+        marker.write_text("")
+    assert _final_state(bench, "hello_job", run_id) == "SUCCEEDED"
+
+
+def test_a_failing_script_exits_1_with_its_error(bench):
+    boom = bench.root / "boom.py"
+    boom.write_text("print('about to fail', flush=True)\nraise ValueError('boom from scratch')\n")
+    result = bench.cli("job", "run", "--script", str(boom))
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "about to fail" in result.stdout
+    assert "Traceback" in result.stderr  # the run's error log, streamed
+    assert "scratch_boom run jr_" in result.stderr
+    assert "FAILED" in result.stderr and "ValueError: boom from scratch" in result.stderr
+
+
+def test_job_runs_lists_the_runs(bench):
+    result = bench.cli("job", "runs", VALIDATION, "--json")
+    assert result.returncode == 0, result.stderr
+    runs = json.loads(result.stdout)["runs"]
+    assert runs[0]["state"] == "SUCCEEDED" and runs[0]["arguments"]["--batch_id"] == "x"
+    assert runs[0]["duration_s"] >= 0 and runs[0]["started"]
+    table = bench.cli("job", "runs", "scratch_boom")
+    assert table.returncode == 0, table.stderr
+    assert "FAILED" in table.stdout and "ValueError: boom from scratch" in table.stdout
+    hello = json.loads(bench.cli("job", "runs", "hello_job", "--json").stdout)["runs"]
+    assert hello and {r["state"] for r in hello} == {"SUCCEEDED"}
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("job", "run", "hello_job", "--arg", "greeting"), "expected KEY=VALUE"),
+        (("job", "run", "nope"), "no Glue job named 'nope'"),
+        (("job", "runs", "nope"), "no Glue job named 'nope'"),
+        (("job", "run"), "give a job NAME or --script PATH"),
+        (("job", "run", "--script", "no/such.py"), "no such file"),
+    ],
+)
+def test_bad_input_is_a_usage_error_that_says_why(bench, args, message):
+    result = bench.cli(*args)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_the_checkout_scripts_are_what_the_pipeline_jobs_run(bench):
+    # The pipeline's jobs are deployed from this checkout, whatever the working directory.
+    s3 = bench.stack.aws.client("s3")
+    key = f"scripts/{VALIDATION}.py"
+    body = s3.get_object(Bucket=bench.stack.manifest.artifacts_bucket, Key=key)["Body"].read()
+    assert body == (REPO / "spark_jobs" / f"{VALIDATION}.py").read_bytes()
