@@ -181,14 +181,21 @@ def test_ctrl_c_stops_following_and_the_run_goes_on(bench):
         assert proc.stdout is not None
         assert proc.stdout.readline().strip() == "hello default"
         os.kill(proc.pid, signal.SIGINT)
-        _, errors = proc.communicate(timeout=30)
+        try:
+            _, errors = proc.communicate(timeout=90)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, errors = proc.communicate()
+            raise AssertionError(f"job run did not stop on Ctrl-C: {out!r} {errors!r}") from None
     finally:
         proc.kill()
         proc.wait()
+        # The run waits for the marker: written here too, so a failure here cannot leave a
+        # run that holds the job for the tests after this one.
+        marker.write_text("")
     assert proc.returncode == 130, errors
     assert "the run goes on: musicpipe job logs hello_job --run jr_" in errors
     run_id = errors.split("--run ")[1].split()[0]
-    marker.write_text("")
     assert _final_state(bench, "hello_job", run_id) == "SUCCEEDED"
 
 

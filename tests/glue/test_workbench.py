@@ -232,9 +232,13 @@ def test_spark_history_lists_the_run_and_leaves_nothing_running(stack, ui_run):
         assert listed["id"] == app_id
         assert listed["attempts"][0]["completed"] is True
         started += the_java_server(cli)
+        # The server can answer before the command has seen it and said where it is: Ctrl-C
+        # only after that line.
+        assert cli.stdout is not None
+        first = cli.stdout.readline()
+        assert f"Spark history server: http://127.0.0.1:{port}" in first
         cli.send_signal(signal.SIGINT)  # Ctrl-C
         out, err = cli.communicate(timeout=30)
-        assert f"Spark history server: http://127.0.0.1:{port}" in out
         assert cli.returncode == 0, err
         _, alive = psutil.wait_procs(started, timeout=10)
         assert alive == []
