@@ -136,13 +136,10 @@ def test_job_run_of_the_validation_job_streams_its_log_and_exits_0(bench):
     assert f"{VALIDATION} run jr_" in result.stderr and "SUCCEEDED in" in result.stderr
 
 
-def test_a_third_job_from_the_manifest_is_run_and_its_lines_come_while_it_runs(bench):
-    # Edited just before: `job run` deploys the change itself.
-    bench.hello.write_text(HELLO + "print('edited for this run')\n")
-    marker = bench.root / "go-on"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "musicpipe.cli", "job", "run", "hello_job"]
-        + ["--arg", "greeting=workbench", "--arg", f"marker={marker}"],
+def _start_job_run(bench, *args: str) -> subprocess.Popen:
+    """`musicpipe job run hello_job ARGS` as a user starts it, its two streams read by the test."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "musicpipe.cli", "job", "run", "hello_job", *args],
         env={**bench.env, "COLUMNS": "200"},
         cwd=bench.root,
         stdout=subprocess.PIPE,
@@ -150,6 +147,13 @@ def test_a_third_job_from_the_manifest_is_run_and_its_lines_come_while_it_runs(b
         text=True,
         stdin=subprocess.DEVNULL,
     )
+
+
+def test_a_third_job_from_the_manifest_is_run_and_its_lines_come_while_it_runs(bench):
+    # Edited just before: `job run` deploys the change itself.
+    bench.hello.write_text(HELLO + "print('edited for this run')\n")
+    marker = bench.root / "go-on"
+    proc = _start_job_run(bench, "--arg", "greeting=workbench", "--arg", f"marker={marker}")
     try:
         assert proc.stdout is not None
         first = proc.stdout.readline()  # shown while the script waits for the marker
@@ -167,16 +171,7 @@ def test_a_third_job_from_the_manifest_is_run_and_its_lines_come_while_it_runs(b
 
 def test_ctrl_c_stops_following_and_the_run_goes_on(bench):
     marker = bench.root / "after-ctrl-c"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "musicpipe.cli", "job", "run", "hello_job"]
-        + ["--arg", f"marker={marker}"],
-        env={**bench.env, "COLUMNS": "200"},
-        cwd=bench.root,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        stdin=subprocess.DEVNULL,
-    )
+    proc = _start_job_run(bench, "--arg", f"marker={marker}")
     try:
         assert proc.stdout is not None
         assert proc.stdout.readline().strip() == "hello default"
