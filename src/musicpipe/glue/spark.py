@@ -11,6 +11,7 @@ own Spark and jars: ``MUSICPIPE_SPARK_HOME`` names the Spark installation and
 
 from __future__ import annotations
 
+import fcntl
 import importlib.util
 import json
 import os
@@ -97,16 +98,39 @@ def ensure_s3a_jars(log: Callable[[str], None] = print) -> list[str]:
     version = hadoop_version()
     cache = jar_cache()
     marker = cache / f"s3a-jars-{version}.json"
+    if (ready := _cached_jars(marker)) is not None:
+        return ready
+    cache.mkdir(parents=True, exist_ok=True)
+    # Two processes fetching into one ivy cache at once break each other's download (seen
+    # with `up` and a test starting together on a fresh machine): one fetches, the other
+    # waits for it and takes its jars.
+    with open(cache / "fetch.lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log(f"S3A jars: waiting for another process fetching them into {cache}")
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        if (ready := _cached_jars(marker)) is not None:
+            return ready
+        return _fetch_s3a_jars(cache, version, marker, log)
+
+
+def _cached_jars(marker: Path) -> list[str] | None:
     if marker.exists():
         jars = json.loads(marker.read_text())
         if all(Path(j).is_file() for j in jars):
             return jars
+    return None
+
+
+def _fetch_s3a_jars(
+    cache: Path, version: str, marker: Path, log: Callable[[str], None]
+) -> list[str]:
     package = f"org.apache.hadoop:hadoop-aws:{version}"
     log(
         f"S3A jars: downloading {package} and the AWS SDK bundle it needs (about 300 MB, "
         f"once) from Maven Central into {cache}"
     )
-    cache.mkdir(parents=True, exist_ok=True)
     noop = cache / "resolve_only.py"
     noop.write_text("# resolves --packages, then exits\n")
     started = time.monotonic()
