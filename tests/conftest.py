@@ -178,3 +178,9 @@ def pytest_configure(config):
     # A SIGTERM (`timeout`, a CI runner stopping the job) becomes what Ctrl-C is: pytest then
     # runs the fixtures' teardown, so the stacks the tests started are stopped, not orphaned.
     signal.signal(signal.SIGTERM, _interrupted)
+
+
+def as_from_a_terminal() -> None:
+    """Ctrl-C as a terminal delivers it: a test run started in the background (CI's `&`)
+    ignores SIGINT, and a child that inherits that would never see the test's Ctrl-C."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

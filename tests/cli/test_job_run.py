@@ -20,7 +20,7 @@ import pytest
 
 from musicpipe.stack.embedded import EmbeddedStack
 
-from ..conftest import REPO, SAMPLES, isolated_env, run_cli, started_stack
+from ..conftest import REPO, SAMPLES, as_from_a_terminal, isolated_env, run_cli, started_stack
 
 HELLO = """\
 import os, sys, time
@@ -146,6 +146,7 @@ def _start_job_run(bench, *args: str) -> subprocess.Popen:
         stderr=subprocess.PIPE,
         text=True,
         stdin=subprocess.DEVNULL,
+        preexec_fn=as_from_a_terminal,
     )
 
 

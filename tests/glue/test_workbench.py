@@ -22,7 +22,7 @@ from musicpipe.glue.store import Store
 from musicpipe.manifest import load_manifest
 from musicpipe.stack.preflight import free_ports
 
-from ..conftest import SAMPLES, run_cli
+from ..conftest import SAMPLES, as_from_a_terminal, run_cli
 from .botocore_shapes import ContractRecorder
 from .test_glue_emulator import create_job, log_lines, put_script, wait
 
@@ -199,6 +199,7 @@ def start_history(stack, prefix: str, port: int) -> subprocess.Popen:
         stdin=subprocess.DEVNULL,
         text=True,
         start_new_session=True,
+        preexec_fn=as_from_a_terminal,
     )
 
 
