@@ -38,7 +38,13 @@ fi
 images=${MUSICPIPE_COMPOSE_IMAGES:-$([[ -n $ours ]] && echo standin || echo official)}
 if [[ $images == standin ]]; then
   t0=$SECONDS
-  eval "$(bash "$root/tools/images.sh" | tail -1)"
+  # A failed build must stop here: an empty line would leave compose pulling the official
+  # images from a registry this machine cannot reach, and hide the build's own error.
+  if ! line=$(bash "$root/tools/images.sh" | tail -1) || [[ $line != export\ * ]]; then
+    echo "test-compose: the stand-in images were not built (tools/images.sh said why, above)"
+    exit 1
+  fi
+  eval "$line"
   echo "test-compose: stand-in images ready in $((SECONDS - t0)) s"
 fi
 
