@@ -70,6 +70,10 @@ start() {
   # gets the CNI plugins instead, whose networks have no DNS ("dns_enabled": false).
   [[ -x /usr/lib/podman/netavark ]] || need+=(netavark)
   [[ -x /usr/lib/podman/aardvark-dns ]] || need+=(aardvark-dns)
+  # netavark sets up each network's NAT with iptables, which it does not depend on: without it
+  # every build step and container with a network fails with "netavark: No such file or
+  # directory".
+  command -v iptables >/dev/null || need+=(iptables)
   [[ ${#need[@]} -eq 0 ]] || as_root_apt "${need[@]}"
   write_conf
   export CONTAINERS_CONF=$conf
