@@ -11,33 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from musicpipe.aws.local import CREDENTIAL_VARIABLES
-from musicpipe.manifest import load_manifest
-from musicpipe.stack.embedded import EmbeddedStack
-from musicpipe.stack.preflight import free_ports
-from musicpipe.stack.settings import load_settings
+# The private stack of musicpipe's own pytest plugin (docs/developing-jobs.md), used here too.
+from musicpipe.testing import isolated_env, started_stack
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "data_samples"
-
-
-def isolated_env(state_dir: Path) -> dict[str, str]:
-    """Environment for a stack of its own: own state folder, free ports, no real credentials."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MUSICPIPE_")}
-    for var in CREDENTIAL_VARIABLES + ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-        env.pop(var, None)
-    env["MUSICPIPE_STATE_DIR"] = str(state_dir)
-    # The embedded stack, also where a Docker engine answers (the Compose tests say so).
-    env["MUSICPIPE_STACK"] = "embedded"
-    aws, glue, airflow = free_ports(3)
-    env["MUSICPIPE_AWS_PORT"] = str(aws)
-    env["MUSICPIPE_GLUE_PORT"] = str(glue)
-    env["MUSICPIPE_AIRFLOW_PORT"] = str(airflow)
-    # Airflow only where a test asks for it (tests/test_pipeline_e2e.py): it adds ~40 s.
-    env["MUSICPIPE_AIRFLOW"] = "false"
-    # No retry timer: only arrivals start runs (no test sees a `scheduled__…` run it did not start).
-    env["MUSICPIPE_RETRY_TIMER_SECONDS"] = "0"
-    return env
 
 
 @pytest.fixture
@@ -117,36 +95,6 @@ def cpu_load(workers: int | None = None):
         for proc in procs:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-
-
-@contextmanager
-def environment(env: dict[str, str]):
-    """``env`` in this process's environment for the block (the stack reads settings and
-    passes the environment to what it starts), restored afterwards."""
-    old = dict(os.environ)
-    os.environ.update(env)
-    try:
-        yield
-    finally:
-        os.environ.clear()
-        os.environ.update(old)
-
-
-@contextmanager
-def started_stack(env: dict[str, str]):
-    """An embedded stack configured by ``env``, started fresh and always stopped again (also
-    when starting it fails half-way)."""
-    with environment(env):
-        stack = EmbeddedStack(load_settings(), load_manifest())
-        try:
-            stack.up(fresh=True)
-        except BaseException:
-            stack.down(save=False)
-            raise
-    try:
-        yield stack
-    finally:
-        stack.down(save=False)
 
 
 @pytest.fixture(scope="session")

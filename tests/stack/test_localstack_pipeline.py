@@ -18,8 +18,9 @@ from musicpipe.bootstrap import bootstrap, drop_test_events
 from musicpipe.stack.choice import probe_docker
 from musicpipe.stack.embedded import EmbeddedStack
 from musicpipe.stack.settings import load_settings
+from musicpipe.testing import environment
 
-from ..conftest import SAMPLES, environment, isolated_env
+from ..conftest import SAMPLES, isolated_env
 from ..pipeline_helpers import (
     MANIFEST,
     Pipeline,
