@@ -21,6 +21,7 @@ import pytest
 from musicpipe.stack.embedded import EmbeddedStack
 
 from ..conftest import REPO, SAMPLES, as_from_a_terminal, isolated_env, run_cli, started_stack
+from ..glue.test_glue_emulator import wait
 
 HELLO = """\
 import os, sys, time
@@ -197,13 +198,7 @@ def test_ctrl_c_stops_following_and_the_run_goes_on(bench):
 
 def _final_state(bench, job: str, run_id: str) -> str:
     glue = bench.stack.aws.client("glue", endpoint=bench.stack.settings.glue_endpoint)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        state = glue.get_job_run(JobName=job, RunId=run_id)["JobRun"]["JobRunState"]
-        if state not in ("STARTING", "RUNNING", "STOPPING"):
-            break
-        time.sleep(0.5)
-    return state
+    return wait(glue, job, run_id, timeout=60)["JobRunState"]
 
 
 def test_no_wait_returns_the_run_id_and_a_second_run_at_once_is_refused(bench):
