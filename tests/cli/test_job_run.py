@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -21,6 +22,7 @@ import pytest
 from musicpipe.stack.embedded import EmbeddedStack
 
 from ..conftest import REPO, SAMPLES, as_from_a_terminal, isolated_env, run_cli, started_stack
+from ..dap import DapClient
 from ..glue.test_glue_emulator import wait
 
 HELLO = """\
@@ -201,6 +203,52 @@ def _final_state(bench, job: str, run_id: str) -> str:
     return wait(glue, job, run_id, timeout=60)["JobRunState"]
 
 
+def test_debug_stops_at_a_breakpoint_in_a_run_started_through_the_api_then_completes(bench):
+    stop_line = HELLO.splitlines().index('print("hello done", flush=True)') + 1
+    proc = _start_job_run(bench, "--debug", "--arg", "greeting=debugged")
+    client = None
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()  # the run's first log line says where to attach
+        found = re.search(r"DAP client on 127\.0\.0\.1:(\d+) \(runs as (.+)\)", first)
+        assert found, first
+        port, script = int(found[1]), found[2]
+        assert script.endswith("/glue/debug/hello_job/hello_job.py")  # the same every run
+        # As VS Code does: initialize, attach, breakpoints once the adapter is initialized.
+        client = DapClient("127.0.0.1", port)
+        client.request("initialize", adapterID="musicpipe-test", pathFormat="path")
+        attach = client.send("attach", justMyCode=True)
+        client.event("initialized")
+        client.request("setBreakpoints", source={"path": script}, breakpoints=[{"line": stop_line}])
+        client.request("configurationDone")
+        client.response(attach)
+        stopped = client.event("stopped")
+        assert stopped["reason"] == "breakpoint", stopped
+        frame = client.request("stackTrace", threadId=stopped["threadId"])["stackFrames"][0]
+        assert frame["line"] == stop_line
+        assert os.path.realpath(frame["source"]["path"]) == os.path.realpath(script)
+        value = client.request("evaluate", expression="args['greeting']", frameId=frame["id"])
+        assert value["result"] == "'debugged'"
+        assert proc.poll() is None  # the run waits at the breakpoint
+        client.request("continue", threadId=stopped["threadId"])
+        out, errors = proc.communicate(timeout=120)
+    finally:
+        if client is not None:
+            client.close()
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, errors
+    assert "hello debugged" in out and "hello done" in out, first + out
+    assert "waits for a debugger" in errors and "SUCCEEDED" in errors
+
+
+def test_a_debug_run_with_a_bad_port_fails_and_says_why(bench):
+    result = bench.cli("job", "run", "hello_job", "--arg", "musicpipe-debug=x")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "--musicpipe-debug 'x': expected a port number" in result.stderr
+
+
 def test_no_wait_returns_the_run_id_and_a_second_run_at_once_is_refused(bench):
     marker = bench.root / "after-second"
     first = bench.cli("job", "run", "hello_job", "--no-wait", "--arg", f"marker={marker}")
@@ -249,6 +297,7 @@ def test_job_runs_lists_the_runs(bench):
         (("job", "runs", "nope"), "no Glue job named 'nope'"),
         (("job", "run"), "give a job NAME or --script PATH"),
         (("job", "run", "--script", "no/such.py"), "no such file"),
+        (("job", "run", "hello_job", "--debug", "--debug-port", "70000"), "--debug-port"),
     ],
 )
 def test_bad_input_is_a_usage_error_that_says_why(bench, args, message):

@@ -140,6 +140,12 @@ def run(
     wait_for_it: bool = typer.Option(
         True, "--wait/--no-wait", help="Follow the run's logs until it ends (or just start it)."
     ),
+    debug: bool = typer.Option(
+        False, "--debug", help="The script waits for a debugger (debugpy, DAP) on loopback."
+    ),
+    debug_port: int = typer.Option(
+        0, "--debug-port", min=0, max=65535, help="With --debug: this port (0: a free one)."
+    ),
 ) -> None:
     """Deploy what changed, start a run through the Glue API, stream its output (stdout) and
     error (stderr) logs live, and end with its state, duration and error. Exits 0 only when
@@ -149,8 +155,12 @@ def run(
 
     if (name is None) == (script is None):
         raise fail("give a job NAME or --script PATH (one of them)", EXIT_USAGE)
+    from musicpipe.glue.debugging import DEBUG_ARGUMENT
+
     try:
         arguments = parse_arguments(arg)
+        if debug:
+            arguments[DEBUG_ARGUMENT] = str(debug_port)
         if script is not None and not script.is_file():
             raise RunUsageError(f"--script {script}: no such file")
     except RunUsageError as exc:
@@ -178,6 +188,13 @@ def run(
             highlight=False,
             soft_wrap=True,
         )
+        if debug:
+            err.print(
+                "the script waits for a debugger: attach to the address its log names "
+                "(docs/developing-jobs.md, 'Debugging a run')",
+                highlight=False,
+                soft_wrap=True,
+            )
         if not wait_for_it:
             console.print(run_id)
             return

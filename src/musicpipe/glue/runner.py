@@ -24,7 +24,7 @@ from boto3.exceptions import S3UploadFailedError
 from botocore.exceptions import BotoCoreError, ClientError
 
 from musicpipe.aws.local import LocalAws, local_environment
-from musicpipe.glue import model, spark, spark_ui, warm_spark
+from musicpipe.glue import debugging, model, spark, spark_ui, warm_spark
 from musicpipe.glue.model import JobRunState
 from musicpipe.glue.store import Store
 from musicpipe.processes import create_time, same_process
@@ -223,7 +223,12 @@ class Runner:
         err = LogShipper(logs, f"{prefix}/error", run["Id"], workdir / "stderr.log")
         try:
             state, error = self._run_process(run, handle, workdir, out, err)
-        except (FetchError, spark.SparkSetupError, spark_ui.SparkUiError) as exc:
+        except (
+            FetchError,
+            spark.SparkSetupError,
+            spark_ui.SparkUiError,
+            debugging.DebugSetupError,
+        ) as exc:
             err.write(str(exc))
             state, error = JobRunState.FAILED, str(exc)
         except Exception as exc:  # an emulator bug must still end the run honestly
@@ -251,6 +256,9 @@ class Runner:
         ]
         if handle.stop_requested:
             return JobRunState.STOPPED, None
+        options, script = debugging.prepare(
+            args, script, self.store.debug_dir(run["JobName"]), out.write
+        )
         env = local_environment(
             dict(os.environ),
             self.settings.aws_endpoint,
@@ -307,7 +315,9 @@ class Runner:
                 env["PYSPARK_SUBMIT_ARGS"] = wiring.submit_args(run["JobName"], libs, run_conf)
         state = JobRunState.FAILED
         try:
-            state, error = self._spawn_and_wait(run, handle, workdir, env, script, out, err, driver)
+            state, error = self._spawn_and_wait(
+                run, handle, workdir, env, [*options, str(script)], out, err, driver
+            )
             return state, error
         finally:
             if driver is not None and self.warm is not None:
@@ -348,12 +358,12 @@ class Runner:
         handle: ActiveRun,
         workdir: Path,
         env: dict[str, str],
-        script: Path,
+        script: list[str],  # Python's options, then the script's path
         out: LogShipper,
         err: LogShipper,
         driver: warm_spark.WarmDriver | None = None,
     ) -> tuple[JobRunState, str | None]:
-        cmd = [sys.executable, str(script), *model.script_argv(run["_resolved"])]
+        cmd = [sys.executable, *script, *model.script_argv(run["_resolved"])]
 
         process = subprocess.Popen(
             cmd,

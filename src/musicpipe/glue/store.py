@@ -71,6 +71,10 @@ class Store:
     def all_runs(self) -> list[dict]:
         return [json.loads(p.read_text()) for p in (self.root / "runs").glob("*/*.json")]
 
+    def debug_dir(self, job_name: str) -> Path:
+        """Where the job's debug runs run their script from (the same folder every time)."""
+        return self.root / "debug" / self._safe(job_name)
+
     def run_dir(self, run_id: str) -> Path:
         """Scratch space of one run: the fetched script, libraries, local log copies."""
         path = self.root / "work" / run_id
