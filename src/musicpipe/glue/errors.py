@@ -35,6 +35,12 @@ class ConcurrentRunsExceeded(GlueError):
     code, status = "ConcurrentRunsExceededException", 400
 
 
+class IllegalSessionState(GlueError):
+    """A session call that its session's status does not allow (RunStatement on a stopped one)."""
+
+    code, status = "IllegalSessionStateException", 400
+
+
 class IdempotentParameterMismatch(GlueError):
     code, status = "IdempotentParameterMismatchException", 400
 

@@ -1,4 +1,4 @@
-"""The Glue job API over the AWS JSON 1.1 protocol, on a loopback port.
+"""The Glue job and interactive session API over the AWS JSON 1.1 protocol, on a loopback port.
 
 Requests are ``POST /`` with ``X-Amz-Target: AWSGlue.<Operation>`` and a JSON body; answers
 are JSON, errors ``{"__type": <code>, "message": …}`` with the error's HTTP status (400 for
@@ -25,6 +25,7 @@ from pathlib import Path
 from musicpipe.aws.local import require_loopback
 from musicpipe.glue import errors, model
 from musicpipe.glue.runner import Runner, RunnerSettings
+from musicpipe.glue.sessions import SessionManager, session_environment
 from musicpipe.glue.store import Store
 from musicpipe.manifest import load_manifest
 
@@ -42,8 +43,9 @@ class GlueService:
     every outcome and raises :class:`errors.GlueError` for Glue's errors.
     """
 
-    def __init__(self, backend: model.GlueBackend) -> None:
+    def __init__(self, backend: model.GlueBackend, sessions: SessionManager) -> None:
         self.backend = backend
+        self.sessions = sessions
 
     def dispatch(self, operation: str, request: dict) -> dict:
         handler = getattr(self, "op_" + operation, None)
@@ -99,6 +101,41 @@ class GlueService:
             request.get("JobName"), request.get("JobRunIds") or []
         )
         return {"SuccessfulSubmissions": stopped, "Errors": refused}
+
+    # -- interactive sessions (musicpipe.glue.sessions) ----------------------------------------
+    def op_CreateSession(self, request: dict) -> dict:
+        return {"Session": self.sessions.create(request)}
+
+    def op_GetSession(self, request: dict) -> dict:
+        return {"Session": self.sessions.get(request.get("Id", ""))}
+
+    def op_ListSessions(self, request: dict) -> dict:
+        sessions, token = self.sessions.list_sessions(
+            request.get("MaxResults"), request.get("NextToken")
+        )
+        ids = [s["Id"] for s in sessions]
+        return {"Ids": ids, "Sessions": sessions, **({"NextToken": token} if token else {})}
+
+    def op_StopSession(self, request: dict) -> dict:
+        return {"Id": self.sessions.stop(request.get("Id", ""))}
+
+    def op_DeleteSession(self, request: dict) -> dict:
+        return {"Id": self.sessions.delete(request.get("Id", ""))}
+
+    def op_RunStatement(self, request: dict) -> dict:
+        code = request.get("Code", "")
+        return {"Id": self.sessions.run_statement(request.get("SessionId", ""), code)}
+
+    def op_GetStatement(self, request: dict) -> dict:
+        statement = self.sessions.get_statement(request.get("SessionId", ""), request.get("Id"))
+        return {"Statement": statement}
+
+    def op_ListStatements(self, request: dict) -> dict:
+        return {"Statements": self.sessions.list_statements(request.get("SessionId", ""))}
+
+    def op_CancelStatement(self, request: dict) -> dict:
+        self.sessions.cancel_statement(request.get("SessionId", ""), request.get("Id"))
+        return {}
 
 
 def make_handler(service: GlueService):
@@ -162,21 +199,26 @@ def serve(
     if not (host == "0.0.0.0" and os.environ.get(IN_CONTAINER_ENV) == "1"):
         require_loopback(f"http://{host}:{port}")
     store = Store(state_dir)
+    glue_endpoint = require_loopback(public_endpoint or f"http://{host}:{port}")
     minute = float(os.environ.get("MUSICPIPE_GLUE_MINUTE_SECONDS", "60"))
     runner = Runner(
         store,
         RunnerSettings(
             state_dir=state_dir,
             aws_endpoint=require_loopback(aws_endpoint),
-            glue_endpoint=require_loopback(public_endpoint or f"http://{host}:{port}"),
+            glue_endpoint=glue_endpoint,
             region=region,
             minute_seconds=minute,
         ),
     )
     runner.recover()
-    httpd = ThreadingHTTPServer(
-        (host, port), make_handler(GlueService(model.GlueBackend(store, runner, temp_dir)))
+    sessions = SessionManager(
+        state_dir / "sessions",
+        session_environment(require_loopback(aws_endpoint), glue_endpoint, region, state_dir),
+        minute,
     )
+    service = GlueService(model.GlueBackend(store, runner, temp_dir), sessions)
+    httpd = ThreadingHTTPServer((host, port), make_handler(service))
     httpd.daemon_threads = True
 
     def stop(signum, frame):  # SIGTERM from `musicpipe down`: stop runs, then the server
@@ -188,6 +230,7 @@ def serve(
     try:
         httpd.serve_forever(poll_interval=0.2)
     finally:
+        sessions.shutdown()
         runner.shutdown()
         httpd.server_close()
 
