@@ -286,7 +286,12 @@ def test_job_runs_lists_the_runs(bench):
     assert table.returncode == 0, table.stderr
     assert "FAILED" in table.stdout and "ValueError: boom from scratch" in table.stdout
     hello = json.loads(bench.cli("job", "runs", "hello_job", "--json").stdout)["runs"]
-    assert hello and {r["state"] for r in hello} == {"SUCCEEDED"}
+    # Every run of the module's hello_job succeeded but the one given a bad debug port.
+    states = {r["state"] for r in hello if r["arguments"].get("--musicpipe-debug") != "x"}
+    bad_port = [r for r in hello if r["arguments"].get("--musicpipe-debug") == "x"]
+    assert states == {"SUCCEEDED"}, hello
+    assert [r["state"] for r in bad_port] == ["FAILED"], hello
+    assert "expected a port number" in bad_port[0]["error"]
 
 
 @pytest.mark.parametrize(
