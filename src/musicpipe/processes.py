@@ -24,14 +24,18 @@ workers, Spark) create is 600 / 700; ``make_private`` fixes a folder written bef
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import signal
 import stat
 import subprocess
+import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import psutil
 
@@ -275,3 +279,63 @@ class ManagedProcess:
     def uptime(self) -> float | None:
         rec = self.record()
         return time.time() - rec["started_at"] if rec and self.is_running() else None
+
+
+PR_SET_PDEATHSIG = 1
+GROUP_STOP_GRACE_SECONDS = 10
+
+
+def die_with_parent():
+    """A ``preexec_fn`` (Linux; None elsewhere): the child gets SIGTERM when the command that
+    started it dies, even by kill -9, instead of serving on as an orphan (a program it execs
+    keeps the setting). For servers a CLI command runs in the foreground."""
+    if not sys.platform.startswith("linux"):
+        return None
+    libc = ctypes.CDLL(None, use_errno=True)  # loaded before the fork, called after it
+    return lambda: libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+
+def stop_group(process: subprocess.Popen) -> None:
+    """SIGTERM the process group ``process`` leads, SIGKILL what is left after the grace
+    period (a foreground server started with ``start_new_session``)."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(process.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            process.wait(timeout=GROUP_STOP_GRACE_SECONDS)
+        except subprocess.TimeoutExpired:
+            continue
+        # The leader is gone; end any member of its group it left.
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        return
+
+
+T = TypeVar("T")
+
+
+class ServerStartError(RuntimeError):
+    """A server a command runs in the foreground exited, or did not answer in time; the message
+    says so and where its log is."""
+
+
+def wait_until_answers(
+    process: subprocess.Popen, probe: Callable[[], T], what: str, log_file: Path, timeout: float
+) -> T:
+    """``probe()``'s answer once it gives one (it raises OSError or ValueError until then)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            tail = "\n".join(log_file.read_text(errors="replace").splitlines()[-10:])
+            raise ServerStartError(
+                f"{what} exited with code {process.returncode}; its log ({log_file}) ends:\n{tail}"
+            )
+        try:
+            return probe()
+        except (OSError, ValueError):  # urllib's URLError is an OSError
+            time.sleep(0.5)
+    raise ServerStartError(f"{what} did not answer within {timeout:.0f} s; see {log_file}")

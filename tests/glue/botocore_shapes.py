@@ -3,6 +3,11 @@
 botocore's parser quietly drops members it does not know and coerces what it can, so a parsed
 response proves little. This checks the raw body against the operation's output shape: no
 unknown member, required members present, every value of the modelled type.
+
+One field where the service answers what the model does not allow, and clients read the
+service: ``StatementOutput.Status`` is ``ok`` or ``error`` (AWS's Glue kernel takes anything but
+``ok`` for an error and reads its traceback; dbt-glue checks for ``error``), where the model
+reuses the statement's state enum. :data:`SERVICE_ENUMS` holds it.
 """
 
 from __future__ import annotations
@@ -14,6 +19,10 @@ from botocore.model import ListShape, MapShape, Shape, StructureShape
 
 class ContractError(AssertionError):
     pass
+
+
+# (structure, member) → the values the service sends there, in place of the model's enum.
+SERVICE_ENUMS = {("StatementOutput", "Status"): ("ok", "error")}
 
 
 def check(value, shape: Shape, path: str = "$") -> None:
@@ -28,6 +37,10 @@ def check(value, shape: Shape, path: str = "$") -> None:
             if name not in value:
                 raise ContractError(f"{path}: required member {name} missing")
         for name, member in value.items():
+            if (allowed := SERVICE_ENUMS.get((shape.name, name))) is not None:
+                if member not in allowed:
+                    raise ContractError(f"{path}.{name}: {member!r} is not one of {allowed}")
+                continue
             check(member, shape.members[name], f"{path}.{name}")
     elif isinstance(shape, ListShape):
         if not isinstance(value, list):

@@ -189,11 +189,12 @@ def test_event_logs_for_a_missing_bucket_are_reported_and_the_run_still_succeeds
     ), errors
 
 
-def start_history(stack, prefix: str, port: int) -> subprocess.Popen:
+def start_command(env: dict[str, str], *args: str) -> subprocess.Popen:
+    """`musicpipe ARGS` in the foreground as a user starts it, from a terminal (Ctrl-C is
+    SIGINT), its two streams read by the test."""
     return subprocess.Popen(
-        [sys.executable, "-m", "musicpipe.cli", "spark-history", "--port", str(port)]
-        + ["--path", f"s3://{ARTIFACTS}/{prefix}"],
-        env=cli_env(stack),
+        [sys.executable, "-m", "musicpipe.cli", *args],
+        env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         stdin=subprocess.DEVNULL,
@@ -203,13 +204,19 @@ def start_history(stack, prefix: str, port: int) -> subprocess.Popen:
     )
 
 
+def start_history(stack, prefix: str, port: int) -> subprocess.Popen:
+    return start_command(
+        cli_env(stack), "spark-history", "--port", str(port), "--path", f"s3://{ARTIFACTS}/{prefix}"
+    )
+
+
 @contextmanager
-def history_server(stack, prefix: str, port: int):
-    """`musicpipe spark-history` as a user starts it; whatever of it is left is killed after."""
-    cli = start_history(stack, prefix, port)
+def left_nothing(cli: subprocess.Popen):
+    """A foreground command's test: the processes it yields collect what the command started;
+    whatever of the command and of them is left is killed after, also on failure."""
     started: list[psutil.Process] = []
     try:
-        yield cli, started
+        yield started
     finally:
         if cli.poll() is None:
             os.killpg(cli.pid, signal.SIGKILL)
@@ -217,6 +224,14 @@ def history_server(stack, prefix: str, port: int):
         for proc in started:
             if proc.is_running():
                 proc.kill()
+
+
+@contextmanager
+def history_server(stack, prefix: str, port: int):
+    """`musicpipe spark-history` as a user starts it."""
+    cli = start_history(stack, prefix, port)
+    with left_nothing(cli) as started:
+        yield cli, started
 
 
 def the_java_server(cli: subprocess.Popen) -> list[psutil.Process]:

@@ -46,5 +46,6 @@ for command in (
     app.command()(command)
 app.command(context_settings=workbench.PASS_THROUGH_ALL)(workbench.pyspark)
 app.command("spark-history")(workbench.spark_history)
+app.command()(workbench.notebook)
 app.add_typer(jobs.job_app, name="job")
 app.add_typer(promote.promote_app, name="promote")

@@ -1,12 +1,13 @@
-"""The Glue workbench commands: `pyspark` (a session wired as glueetl runs are) and
-`spark-history` (Spark's history server over the runs' event logs)."""
+"""The Glue workbench commands: `pyspark` (a session wired as glueetl runs are),
+`spark-history` (Spark's history server over the runs' event logs) and `notebook` (JupyterLab
+with AWS's Glue kernel on the local Glue)."""
 
 from __future__ import annotations
 
 import os
 import signal
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import typer
 
 from musicpipe.cli.console import EXIT_USAGE, cli_errors, console, err, fail
 from musicpipe.cli.context import current_stack, require_running
+from musicpipe.processes import ServerStartError, stop_group
 from musicpipe.stack.base import StackError
 
 # Everything after FILE belongs to the file, as with `python FILE ARGS`.
@@ -101,22 +103,100 @@ def spark_history(
         )
     log_file = stack.settings.logs_dir / "spark-history.log"
     url = f"http://127.0.0.1:{port}"
-    # `kill` (SIGTERM) ends it as Ctrl-C does: the server is stopped either way.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
-    process = spark_history.start(env, log_file)
-    try:
+
+    def serving() -> None:
         with err.status(f"starting Spark's history server on {url} …"):
             spark_history.wait_until_serving(process, url, log_file)
         console.print(f"Spark history server: {url} (event logs: s3://{bucket}/{prefix})")
         console.print("Ctrl-C stops it.", style="dim")
+
+    _hold_the_stop()
+    process = spark_history.start(env, log_file)
+    _in_foreground(process, "Spark's history server", log_file, serving)
+
+
+def notebook(
+    port: int = typer.Option(
+        8888, "--port", min=1, max=65535, help="Loopback port to serve on (refused if taken)."
+    ),
+    folder: Path = typer.Option(
+        Path("."), "--dir", help="The folder JupyterLab opens (default: the current one)."
+    ),
+) -> None:
+    """JupyterLab on loopback with AWS's Glue PySpark kernel, its sessions on the local Glue,
+    until Ctrl-C (installs the notebook extra on first use)."""
+    from musicpipe.aws.local import local_environment
+    from musicpipe.glue import notebook as nb
+    from musicpipe.glue.spark_history import port_is_free
+
+    if not folder.is_dir():
+        raise fail(f"--dir {folder}: no such folder", EXIT_USAGE)
+    with cli_errors():
+        stack = current_stack()
+        if not port_is_free(port):
+            raise StackError(f"port {port} on 127.0.0.1 is in use: pick another with --port N")
+        require_running(stack)
+        settings, region = stack.settings, stack.manifest.region
+        try:
+            env_dir = nb.ensure_environment(_progress)
+        except nb.NotebookError as exc:
+            raise fail(str(exc)) from None
+        home = settings.state_dir / "notebook"
+        kernel_env = nb.kernel_environment(
+            aws_endpoint=settings.aws_endpoint,
+            glue_endpoint=settings.glue_endpoint,
+            region=region,
+            role_arn=stack.manifest.glue_role_arn(stack.account_id),
+        )
+        nb.write_kernel_spec(home / "jupyter", env_dir, kernel_env)
+        base = local_environment(
+            dict(os.environ), settings.aws_endpoint, region, settings.glue_endpoint
+        )
+        env = nb.jupyter_environment(base, home / "jupyter", home / "runtime")
+    token = nb.new_token()
+    log_file = settings.logs_dir / "notebook.log"
+    url = f"http://127.0.0.1:{port}"
+
+    def serving() -> None:
+        with err.status(f"starting JupyterLab on {url} …"):
+            specs = nb.wait_until_serving(process, url, token, log_file)
+        if nb.KERNEL_NAME not in specs.get("kernelspecs", {}):
+            raise ServerStartError(f"JupyterLab does not list the {nb.KERNEL_NAME} kernel")
+        # One line, never folded: the URL with its token is what a user copies.
+        console.print(f"JupyterLab: {url}/lab?token={token}", soft_wrap=True, markup=False)
+        console.print(
+            f"Kernel: Glue PySpark (local stack), sessions on {settings.glue_endpoint}; "
+            f"log: {log_file}",
+            markup=False,
+            soft_wrap=True,
+        )
+        console.print("Ctrl-C stops it (and the sessions its kernels started).", style="dim")
+
+    _hold_the_stop()
+    process = nb.start(nb.lab_command(env_dir, port, folder.resolve(), token), env, log_file)
+    _in_foreground(process, "JupyterLab", log_file, serving)
+
+
+def _hold_the_stop() -> None:
+    """`kill` (SIGTERM) ends a foreground server as Ctrl-C does: it is stopped either way."""
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+
+
+def _in_foreground(
+    process: subprocess.Popen, name: str, log_file: Path, serving: Callable[[], None]
+) -> None:
+    """``serving()`` (wait until the server answers, say where), then hold it until Ctrl-C or
+    SIGTERM; its process group is stopped on every way out."""
+    try:
+        serving()
         process.wait()
-        raise fail(f"Spark's history server exited with code {process.returncode}; see {log_file}")
-    except spark_history.HistoryServerError as exc:
+        raise fail(f"{name} exited with code {process.returncode}; see {log_file}")
+    except ServerStartError as exc:
         raise fail(str(exc)) from None
     except KeyboardInterrupt:
-        err.print("stopping Spark's history server")
+        err.print(f"stopping {name}")
     finally:
-        spark_history.stop(process)
+        stop_group(process)
 
 
 def _ensure_folder(s3, bucket: str, prefix: str) -> bool:

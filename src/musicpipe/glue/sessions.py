@@ -6,10 +6,11 @@ PySpark session wired as glueetl runs are (S3A to the local S3, the same Spark s
 live Spark UI), started in a process group of its own when the session is created. Its status
 goes PROVISIONING → READY once Spark is up (FAILED if it cannot start), and STOPPING →
 STOPPED on StopSession, or TIMEOUT after ``IdleTimeout`` minutes without a statement.
-Statements run one at a time, in order, in one namespace: WAITING → RUNNING → AVAILABLE,
-ERROR, or CANCELLED (CancelStatement interrupts a running one with SIGINT, which pyspark turns
-into cancelling its Spark jobs). Ids count from 1, as the Glue kernel expects (it treats 0 as
-"no statement").
+Statements run one at a time, in order, in one namespace: WAITING → RUNNING → AVAILABLE
+(``Output.Status`` ok or error, as the service answers: :meth:`Statement.finish`), ERROR when
+the session's process died under it, or CANCELLED (CancelStatement interrupts a running one
+with SIGINT, which pyspark turns into cancelling its Spark jobs). Ids count from 1, as the Glue
+kernel expects (it treats 0 as "no statement").
 
 Sessions live as long as the emulator: they are not part of its saved state, as a Glue
 session does not outlive its idle timeout.
@@ -66,21 +67,30 @@ class Statement:
             shape["CompletedOn"] = self.completed_ms
         return shape
 
-    def finish(self, answer: dict) -> None:
-        """The worker's answer as GetStatement's Output."""
-        status = {"ok": "AVAILABLE", "error": "ERROR", "cancelled": "CANCELLED"}[answer["status"]]
+    def finish(self, answer: dict, state: str = "AVAILABLE") -> None:
+        """The worker's answer as GetStatement's Output.
+
+        As the service answers (and AWS's Glue kernel and dbt-glue read it), not as botocore's
+        model says: a statement that ran is ``AVAILABLE`` with ``Output.Status`` ``ok``, or
+        ``error`` with ``ErrorName``/``ErrorValue``/``Traceback`` when the code raised (the
+        model types that field as the statement's own state enum; the kernel takes anything
+        but ``ok`` for an error and reads the traceback). A cancelled statement has no
+        Output; ``ERROR`` is for a statement the session could not run (its process died)."""
+        if answer["status"] == "cancelled":
+            self.state, self.output, self.completed_ms = "CANCELLED", None, _now_ms()
+            return
         output: dict = {
             "Data": {"TextPlain": answer.get("text", "")},
             "ExecutionCount": self.id,
-            "Status": status,
+            "Status": answer["status"],
         }
-        if status == "ERROR":
+        if answer["status"] == "error":
             output.update(
                 ErrorName=answer["ename"],
                 ErrorValue=answer["evalue"],
                 Traceback=answer["traceback"],
             )
-        self.state, self.output, self.completed_ms = status, output, _now_ms()
+        self.state, self.output, self.completed_ms = state, output, _now_ms()
 
 
 @dataclass
@@ -335,7 +345,8 @@ class SessionManager:
                         "ename": "SessionEnded",
                         "evalue": "The session's process ended while the statement ran.",
                         "traceback": [],
-                    }
+                    },
+                    state="ERROR",
                 )
                 return False
             answer = json.loads(line)

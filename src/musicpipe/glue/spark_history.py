@@ -6,36 +6,27 @@ settings as the runs (:func:`musicpipe.glue.spark.glueetl_spark`), put on its cl
 ``SPARK_DIST_CLASSPATH``. Read in place, not synced to a folder first, so a run that ends while
 the server is up appears at its next scan (every ``UPDATE_INTERVAL``) with no copy of ours to go
 stale. It listens on loopback only (``SPARK_LOCAL_IP``), in a process group of its own that
-the code that started it stops (:func:`stop`).
+the command that started it stops (:func:`musicpipe.processes.stop_group`).
 """
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import shlex
-import signal
 import socket
 import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 from musicpipe.glue import spark
+from musicpipe.processes import die_with_parent, wait_until_answers
 
 MAIN_CLASS = "org.apache.spark.deploy.history.HistoryServer"
 DEFAULT_PORT = 18080  # Spark's own default
 UPDATE_INTERVAL = "5s"  # how often it looks for new logs (Spark's default is 10 s)
 START_TIMEOUT_SECONDS = 120
-STOP_GRACE_SECONDS = 10
-PR_SET_PDEATHSIG = 1
-
-
-class HistoryServerError(RuntimeError):
-    """The history server cannot start or did not answer; the message says what to do."""
 
 
 def port_is_free(port: int) -> bool:
@@ -72,15 +63,6 @@ def environment(
     }
 
 
-def _die_with_parent():
-    """Linux: the server gets SIGTERM when the command that started it dies, even by kill -9,
-    instead of serving on as an orphan (spark-class execs java, which keeps the setting)."""
-    if not sys.platform.startswith("linux"):
-        return None
-    libc = ctypes.CDLL(None, use_errno=True)  # loaded before the fork, called after it
-    return lambda: libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-
-
 def start(env: dict[str, str], log_file: Path) -> subprocess.Popen:
     log_file.parent.mkdir(parents=True, exist_ok=True)
     with log_file.open("ab") as log:
@@ -91,7 +73,7 @@ def start(env: dict[str, str], log_file: Path) -> subprocess.Popen:
             stdin=subprocess.DEVNULL,
             env=env,
             start_new_session=True,  # its own group: Ctrl-C is ours to handle, stop() ends it all
-            preexec_fn=_die_with_parent(),
+            preexec_fn=die_with_parent(),
         )
 
 
@@ -102,39 +84,10 @@ def applications(url: str, timeout: float = 5.0) -> list[dict]:
 
 
 def wait_until_serving(process: subprocess.Popen, url: str, log_file: Path) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_SECONDS
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            tail = "\n".join(log_file.read_text(errors="replace").splitlines()[-10:])
-            raise HistoryServerError(
-                f"Spark's history server exited with code {process.returncode}; "
-                f"its log ({log_file}) ends:\n{tail}"
-            )
-        try:
-            applications(url, timeout=2)
-            return
-        except (urllib.error.URLError, OSError, ValueError):
-            time.sleep(0.5)
-    raise HistoryServerError(
-        f"Spark's history server did not answer at {url} within {START_TIMEOUT_SECONDS} s; "
-        f"see {log_file}"
+    wait_until_answers(
+        process,
+        lambda: applications(url, timeout=2),
+        f"Spark's history server ({url})",
+        log_file,
+        START_TIMEOUT_SECONDS,
     )
-
-
-def stop(process: subprocess.Popen) -> None:
-    """SIGTERM its process group, SIGKILL what is left after the grace period."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(process.pid, sig)
-        except (ProcessLookupError, PermissionError):
-            pass
-        try:
-            process.wait(timeout=STOP_GRACE_SECONDS)
-        except subprocess.TimeoutExpired:
-            continue
-        # The leader is gone; end any member of its group it left.
-        try:
-            os.killpg(process.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        return
