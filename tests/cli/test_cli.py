@@ -215,6 +215,7 @@ def test_the_cli_keeps_its_top_level_commands_and_imports_little():
         "generate",
         "pyspark",
         "spark-history",
+        "notebook",
         "job",
         "promote",
     ]
