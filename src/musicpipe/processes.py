@@ -28,6 +28,7 @@ import ctypes
 import json
 import os
 import signal
+import socket
 import stat
 import subprocess
 import sys
@@ -283,6 +284,17 @@ class ManagedProcess:
 
 PR_SET_PDEATHSIG = 1
 GROUP_STOP_GRACE_SECONDS = 10
+
+
+def port_is_free(port: int) -> bool:
+    """Whether a server could bind ``port`` on loopback now (checked before it is started, so
+    a taken port is refused with its number instead of the server's own start error)."""
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def die_with_parent():

@@ -15,7 +15,7 @@ import typer
 
 from musicpipe.cli.console import EXIT_USAGE, cli_errors, console, err, fail
 from musicpipe.cli.context import current_stack, require_running
-from musicpipe.processes import ServerStartError, stop_group
+from musicpipe.processes import ServerStartError, port_is_free, stop_group
 from musicpipe.stack.base import StackError
 
 # Everything after FILE belongs to the file, as with `python FILE ARGS`.
@@ -79,7 +79,7 @@ def spark_history(
             bucket, prefix = spark_ui.s3_location(location, "--path")
         except SparkUiError as exc:
             raise fail(str(exc), EXIT_USAGE) from None
-        if not spark_history.port_is_free(port):
+        if not port_is_free(port):
             raise StackError(f"port {port} on 127.0.0.1 is in use: pick another with --port N")
         require_running(stack)
         if _ensure_folder(stack.aws.client("s3"), bucket, prefix):
@@ -127,7 +127,6 @@ def notebook(
     until Ctrl-C (installs the notebook extra on first use)."""
     from musicpipe.aws.local import local_environment
     from musicpipe.glue import notebook as nb
-    from musicpipe.glue.spark_history import port_is_free
 
     if not folder.is_dir():
         raise fail(f"--dir {folder}: no such folder", EXIT_USAGE)

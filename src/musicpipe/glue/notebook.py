@@ -39,7 +39,6 @@ from musicpipe.processes import die_with_parent, wait_until_answers
 PACKAGES = ("jupyterlab==4.6.6", "aws-glue-sessions==1.0.9")
 KERNEL_NAME = "glue_pyspark"
 KERNEL_MODULE = "aws_glue_interactive_sessions_kernel.glue_pyspark.GlueKernel"
-DEFAULT_PORT = 8888  # JupyterLab's own default
 START_TIMEOUT_SECONDS = 120
 
 
@@ -62,9 +61,7 @@ def python_of(env_dir: Path) -> Path:
     return env_dir / "bin" / "python"
 
 
-def ensure_environment(
-    log: Callable[[str], None], packages: tuple[str, ...] = PACKAGES, run=subprocess.run
-) -> Path:
+def ensure_environment(log: Callable[[str], None], packages: tuple[str, ...] = PACKAGES) -> Path:
     """The notebook venv, installed first if it is not there (complete) yet.
 
     Installed beside its final place and renamed into it at the end, so an install that was
@@ -93,7 +90,7 @@ def ensure_environment(
         ]
     )
     for step in steps:
-        done = run(step, capture_output=True, text=True)
+        done = subprocess.run(step, capture_output=True, text=True)
         if done.returncode != 0:
             shutil.rmtree(partial, ignore_errors=True)
             tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-15:])
@@ -123,8 +120,7 @@ def kernel_environment(
     return {
         **local_exports(aws_endpoint, region, glue_endpoint),
         "glue_endpoint_url": glue_endpoint,
-        "glue_role_arn": role_arn,
-        "region": region,
+        "glue_role_arn": role_arn,  # the region it takes from AWS_REGION
         "request_origin": "GlueStudioNotebook",
         "userId": getpass.getuser(),
     }

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import socket
 import subprocess
 import urllib.error
 import urllib.request
@@ -27,15 +26,6 @@ MAIN_CLASS = "org.apache.spark.deploy.history.HistoryServer"
 DEFAULT_PORT = 18080  # Spark's own default
 UPDATE_INTERVAL = "5s"  # how often it looks for new logs (Spark's default is 10 s)
 START_TIMEOUT_SECONDS = 120
-
-
-def port_is_free(port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 def command() -> list[str]:
@@ -72,7 +62,7 @@ def start(env: dict[str, str], log_file: Path) -> subprocess.Popen:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             env=env,
-            start_new_session=True,  # its own group: Ctrl-C is ours to handle, stop() ends it all
+            start_new_session=True,  # its own group: Ctrl-C is ours to handle, stop_group() ends it
             preexec_fn=die_with_parent(),
         )
 
