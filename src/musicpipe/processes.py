@@ -25,6 +25,7 @@ workers, Spark) create is 600 / 700; ``make_private`` fixes a folder written bef
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import json
 import os
 import signal
@@ -33,7 +34,8 @@ import stat
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -351,3 +353,22 @@ def wait_until_answers(
         except (OSError, ValueError):  # urllib's URLError is an OSError
             time.sleep(0.5)
     raise ServerStartError(f"{what} did not answer within {timeout:.0f} s; see {log_file}")
+
+
+@contextmanager
+def one_at_a_time(folder: Path, on_wait: Callable[[], None]) -> Iterator[None]:
+    """Hold an exclusive lock on ``folder`` itself (created if missing; flock on the folder, so
+    no lock file is left behind, and the lock goes with a holder that dies, even by kill -9);
+    ``on_wait()`` first says why when another process holds it. For work into a shared cache
+    that two processes at once would break: the second waits, then finds it done."""
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            on_wait()
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock

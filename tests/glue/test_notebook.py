@@ -6,10 +6,13 @@ reading the local S3, the session stopped with the kernel, and nothing left afte
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
+import sys
 import time
 import urllib.request
+from pathlib import Path
 
 import psutil
 import pytest
@@ -194,3 +197,33 @@ def test_a_failed_install_keeps_nothing_and_says_what_failed(tmp_path, monkeypat
     assert "installing the notebook extra failed" in str(failed.value)
     assert "no-such-package-musicpipe" in str(failed.value)  # the installer's own message
     assert list(tmp_path.iterdir()) == []  # no half environment taken for a finished one
+
+
+FIRST_START = """
+from musicpipe.glue import notebook
+env = notebook.ensure_environment(lambda message: print("LOG", message, flush=True))
+print("ENV", env)
+"""
+
+
+def test_two_first_starts_at_once_install_once_and_both_get_the_environment(tmp_path):
+    env = {**os.environ, "MUSICPIPE_NOTEBOOK_CACHE": str(tmp_path)}
+    starts = [
+        subprocess.Popen(
+            [sys.executable, "-c", FIRST_START], env=env, stdout=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
+    outs = [start.communicate(timeout=600)[0] for start in starts]
+    assert [start.returncode for start in starts] == [0, 0], outs
+    # Without the lock both install into the same .partial folder and break each other.
+    assert sum(out.count("LOG Installing the notebook extra") for out in outs) == 1, outs
+    envs = {line for out in outs for line in out.splitlines() if line.startswith("ENV ")}
+    assert len(envs) == 1, outs
+    python = notebook.python_of(Path(envs.pop().removeprefix("ENV ")))
+    done = subprocess.run(
+        [str(python), "-c", "import jupyterlab, aws_glue_interactive_sessions_kernel"],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr

@@ -32,7 +32,7 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-from musicpipe.processes import die_with_parent, wait_until_answers
+from musicpipe.processes import die_with_parent, one_at_a_time, wait_until_answers
 
 # What the notebook environment holds (its own venv: JupyterLab's dependencies stay out of
 # the project's lock). aws-glue-sessions pins no JupyterLab; this set was tried together.
@@ -65,11 +65,21 @@ def ensure_environment(log: Callable[[str], None], packages: tuple[str, ...] = P
     """The notebook venv, installed first if it is not there (complete) yet.
 
     Installed beside its final place and renamed into it at the end, so an install that was
-    interrupted or failed is never taken for a finished one."""
+    interrupted or failed is never taken for a finished one; two first starts at once install
+    once (the second waits, then takes the first's)."""
     target = environment_dir(packages)
     if (target / "installed.json").is_file():
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
+    with one_at_a_time(
+        target.parent,
+        lambda: log(f"Waiting for another process installing the notebook extra into {target}"),
+    ):
+        if not (target / "installed.json").is_file():
+            _install(target, packages, log)
+    return target
+
+
+def _install(target: Path, packages: tuple[str, ...], log: Callable[[str], None]) -> None:
     partial = target.with_name(target.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     log(
@@ -102,7 +112,6 @@ def ensure_environment(log: Callable[[str], None], packages: tuple[str, ...] = P
     shutil.rmtree(target, ignore_errors=True)
     partial.rename(target)
     log(f"Notebook extra installed in {time.monotonic() - started:.0f} s")
-    return target
 
 
 def _uv() -> str | None:

@@ -11,7 +11,6 @@ own Spark and jars: ``MUSICPIPE_SPARK_HOME`` names the Spark installation and
 
 from __future__ import annotations
 
-import fcntl
 import importlib.util
 import json
 import os
@@ -27,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from musicpipe.aws.local import DUMMY_ACCESS_KEY, DUMMY_SECRET_KEY
+from musicpipe.processes import one_at_a_time
 
 
 def _pyspark_home() -> Path:
@@ -100,16 +100,13 @@ def ensure_s3a_jars(log: Callable[[str], None] = print) -> list[str]:
     marker = cache / f"s3a-jars-{version}.json"
     if (ready := _cached_jars(marker)) is not None:
         return ready
-    cache.mkdir(parents=True, exist_ok=True)
     # Two processes fetching into one ivy cache at once break each other's download (seen
     # with `up` and a test starting together on a fresh machine): one fetches, the other
     # waits for it and takes its jars.
-    with open(cache / "fetch.lock", "w") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            log(f"S3A jars: waiting for another process fetching them into {cache}")
-            fcntl.flock(lock, fcntl.LOCK_EX)
+    with one_at_a_time(
+        cache,
+        lambda: log(f"S3A jars: waiting for another process fetching them into {cache}"),
+    ):
         if (ready := _cached_jars(marker)) is not None:
             return ready
         return _fetch_s3a_jars(cache, version, marker, log)
