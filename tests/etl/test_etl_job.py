@@ -3,6 +3,10 @@ every KPI equals the DuckDB oracle computed from scratch over the current files.
 
 from __future__ import annotations
 
+import io
+import json
+
+import pyarrow.parquet as pq
 import pytest
 
 from musicpipe.data.generator import generate_dataset
@@ -59,7 +63,27 @@ def test_kpis_equal_the_oracle_on_multi_file_days_with_ties(pipe, tied_data):
         "kpis/staging/batch-1/items.jsonl",
         "kpis/staging/batch-1/manifest.json",
     ]
-    assert pipe.keys(PROCESSED, "kpis/genre_daily/")
+    # The Parquet copies hold the same KPIs as the DynamoDB items.
+    parquet = {}
+    for key in pipe.keys(PROCESSED, "kpis/genre_daily/"):
+        date = key.split("listen_date=")[1].split("/")[0]
+        body = pipe.s3.get_object(Bucket=PROCESSED, Key=key)["Body"].read()
+        for row in pq.read_table(io.BytesIO(body)).to_pylist():
+            parquet[(f"DATE#{date}", f"GENRE#{row['genre']}")] = (
+                row["listen_count"],
+                row["unique_listeners"],
+                json.loads(row["top_songs"]),
+            )
+    items = pipe.kpi_table()
+    assert parquet == {
+        k: (
+            i["listen_count"],
+            i["unique_listeners"],
+            [{**s, "plays": int(s["plays"]), "rank": int(s["rank"])} for s in i["top_songs"]],
+        )
+        for k, i in items.items()
+        if k[1].startswith("GENRE#")
+    }
 
 
 def test_redelivery_and_reupload_keep_the_invariant(pipe, tied_data, tmp_path):

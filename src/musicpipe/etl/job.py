@@ -18,6 +18,7 @@ import csv
 import io
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import reduce
@@ -226,7 +227,9 @@ class EtlJob:
         is never mistaken for a fault of each stream file that joins it."""
         songs = transform.songs_reference(self._read(SONGS_KEY, pins)).cache()
         users = transform.users_reference(self._read(USERS_KEY, pins)).cache()
-        self.log(f"references: {songs.count()} tracks, {users.count()} users")
+        with ThreadPoolExecutor(max_workers=2) as pool:  # two small jobs overlap
+            tracks, people = pool.map(DataFrame.count, [songs, users])
+        self.log(f"references: {tracks} tracks, {people} users")
         return songs, users
 
     def check_headers(self, files: list[FileResult], pins: Pinner) -> None:
@@ -444,9 +447,7 @@ class EtlJob:
             Key=prefix + "manifest.json",
             Body=json.dumps(manifest).encode(),
         )
-        if days:
-            root = f"s3://{self.args.processed_bucket}/{KPI_PARQUET_PREFIX}"
-            write_kpi_parquet(self.spark, root, days)
+        write_kpi_parquet(self.s3, a.processed_bucket, KPI_PARQUET_PREFIX, days, dates)
 
     # -- 7.–8. tracker and metrics -----------------------------------------------------------
     def mark_staged(self, files: list[FileResult]) -> None:
