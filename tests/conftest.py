@@ -104,6 +104,7 @@ def local_stack(tmp_path_factory):
     env = isolated_env(tmp_path_factory.mktemp("stack-state"))
     env["MUSICPIPE_GLUE_MINUTE_SECONDS"] = str(GLUE_MINUTE_SECONDS)
     with started_stack(env) as stack:
+        stack.test_env = env  # type: ignore[attr-defined]  # for tests that restart a part
         yield stack
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from musicpipe.artifacts import job_definition
 from musicpipe.manifest import ConfigError, load_manifest
 from musicpipe.promote.policies import promoter_policy
 
@@ -29,6 +30,7 @@ def test_a_third_job_is_one_entry_and_gets_its_commands_defaults(tmp_path):
     assert report.script == str(tmp_path / "jobs" / "report.py")
     assert report.script_location == "s3://musicpipe.artifacts/scripts/daily_report.py"
     assert (report.glue_version, report.worker_type, report.number_of_workers) == ("5.1", "G.1X", 5)
+    assert report.max_retries == 0 and job_definition(report, "role")["MaxRetries"] == 0
     assert report.default_arguments["--report_prefix"] == "reports/"
     assert report.default_arguments["--day"] == "today"
     # What every job of the pipeline gets: the library and the resource names.
@@ -36,6 +38,14 @@ def test_a_third_job_is_one_entry_and_gets_its_commands_defaults(tmp_path):
     assert report.default_arguments["--raw_bucket"] == "rds.data"
     assert report.source.endswith("musicpipe.toml [[jobs]]")
     assert [j["name"] for j in m.as_dict()["jobs"]] == names
+
+
+def test_max_retries_reaches_the_job_definition(tmp_path):
+    m = _config(
+        tmp_path,
+        '[[jobs]]\nname = "r"\ncommand = "pythonshell"\nscript = "r.py"\nmax_retries = 2\n',
+    )
+    assert job_definition(m.glue_jobs[2], "role")["MaxRetries"] == 2
 
 
 def test_renaming_a_pipeline_job_keeps_its_script(tmp_path):
@@ -67,6 +77,8 @@ def test_the_promoter_may_create_every_job_of_the_manifest(tmp_path):
         ('name = "a"\ncommand = "glueetl"\nscript = "a.py"\nnumber_of_workers = 0', ">= 1"),
         ('name = "a"\ncommand = "glueetl"\nscript = "a.py"\narguments = { n = 1 }', "strings"),
         ('name = "a"\ncommand = "pythonshell"\nscript = "a.py"\nmax_capacity = 2', "0.0625"),
+        ('name = "a"\ncommand = "pythonshell"\nscript = "a.py"\nmax_retries = 11', "0..10"),
+        ('name = "a"\ncommand = "pythonshell"\nscript = "a.py"\nmax_retries = "2"', "0..10"),
         ('name = "a"\ncommand = "glueetl"\nscript = "a.py"\nmax_capacity = 1', "not for glueetl"),
         (
             'name = "a"\ncommand = "pythonshell"\nscript = "a.py"\nnumber_of_workers = 2',

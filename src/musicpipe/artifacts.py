@@ -66,7 +66,7 @@ def job_definition(spec: GlueJobSpec, role_arn: str) -> dict:
         "DefaultArguments": dict(spec.default_arguments),
         "ExecutionProperty": {"MaxConcurrentRuns": spec.max_concurrent_runs},
         "Timeout": spec.timeout_minutes,
-        "MaxRetries": 0,
+        "MaxRetries": spec.max_retries,
     }
     if spec.glue_version:
         definition["GlueVersion"] = spec.glue_version

@@ -63,6 +63,7 @@ ENTRY_KEYS = {
     "max_capacity": "pythonshell: 0.0625 or 1",
     "timeout_minutes": "a whole number >= 1 (default: [settings] glue_timeout_minutes)",
     "max_concurrent_runs": "a whole number >= 1 (default 1)",
+    "max_retries": "a whole number 0..10: how often Glue runs a FAILED run again (default 0)",
 }
 REQUIRED_KEYS = ("name", "command", "script")
 # S3 keys, log streams and file names are made from it: keep it plain.
@@ -83,6 +84,7 @@ class GlueJobSpec:
     glue_version: str | None
     default_arguments: dict[str, str] = field(default_factory=dict)
     max_concurrent_runs: int = 1
+    max_retries: int = 0
     timeout_minutes: int = 60
     max_capacity: float | None = None  # Python shell: 0.0625 or 1
     worker_type: str | None = None  # Spark
@@ -123,6 +125,11 @@ def check_entry(entry: Mapping[str, object], base_dir: Path) -> dict[str, object
         value = entry.get(key, 1)
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise JobEntryError(f"job {name}: {key} must be {ENTRY_KEYS[key]}, got {value!r}")
+    retries = entry.get("max_retries", 0)
+    if isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= 10:
+        raise JobEntryError(
+            f"job {name}: max_retries must be {ENTRY_KEYS['max_retries']}, got {retries!r}"
+        )
     if "max_capacity" in entry and entry["max_capacity"] not in (0.0625, 1):
         raise JobEntryError(f"job {name}: max_capacity must be 0.0625 or 1")
     # Glue refuses these on the other command; say so here rather than at CreateJob.
@@ -161,6 +168,7 @@ def build_spec(
             **entry.get("arguments", {}),  # type: ignore[dict-item]
         },
         max_concurrent_runs=int(entry.get("max_concurrent_runs", 1)),  # type: ignore[call-overload]
+        max_retries=int(entry.get("max_retries", 0)),  # type: ignore[call-overload]
         timeout_minutes=int(entry.get("timeout_minutes", timeout_minutes)),  # type: ignore[call-overload]
         max_capacity=pick("max_capacity"),
         worker_type=pick("worker_type"),

@@ -44,6 +44,22 @@ name = "hello_job"
 command = "pythonshell"
 script = "jobs/hello.py"
 arguments = { greeting = "default", marker = "-" }
+
+[[jobs]]
+name = "flaky_job"
+command = "pythonshell"
+script = "jobs/flaky.py"
+max_retries = 1
+"""
+# Fails on its first attempt only (a retry's run id ends in _attempt_<n>).
+FLAKY = """\
+import sys
+from awsglue.utils import getResolvedOptions
+
+run_id = getResolvedOptions(sys.argv, [])["JOB_RUN_ID"]  # always there
+print(f"attempt of {run_id}", flush=True)
+if "_attempt_" not in run_id:
+    raise RuntimeError("upstream not ready")
 """
 VALIDATION = "music_streaming_validation"
 
@@ -65,6 +81,7 @@ def bench(tmp_path_factory):
     (root / "jobs").mkdir()
     hello = root / "jobs" / "hello.py"
     hello.write_text(HELLO)
+    (root / "jobs" / "flaky.py").write_text(FLAKY)
     (root / "musicpipe.toml").write_text(CONFIG)
     env = isolated_env(root / "state")
     env["MUSICPIPE_CONFIG"] = str(root / "musicpipe.toml")
@@ -292,6 +309,26 @@ def test_job_runs_lists_the_runs(bench):
     assert states == {"SUCCEEDED"}, hello
     assert [r["state"] for r in bad_port] == ["FAILED"], hello
     assert "expected a port number" in bad_port[0]["error"]
+
+
+def test_job_run_follows_a_retry_to_the_end_of_the_chain(bench):
+    """flaky_job's manifest entry says max_retries = 1: its first attempt fails, the retry
+    succeeds, and `job run` follows both and exits 0."""
+    result = bench.cli("job", "run", "flaky_job")
+    assert result.returncode == 0, result.stdout + result.stderr
+    first = result.stderr.split("flaky_job run ")[1].split()[0]
+    assert f"attempt of {first}\n" in result.stdout
+    assert f"attempt of {first}_attempt_1" in result.stdout
+    assert "RuntimeError: upstream not ready" in result.stderr  # the first attempt's error log
+    assert f"FAILED; attempt 1 (MaxRetries): run {first}_attempt_1" in result.stderr
+    assert f"flaky_job run {first}_attempt_1 SUCCEEDED" in result.stderr
+    runs = json.loads(bench.cli("job", "runs", "flaky_job", "--json").stdout)["runs"]
+    assert [(r["run_id"], r["attempt"], r["previous_run_id"], r["state"]) for r in runs] == [
+        (f"{first}_attempt_1", 1, first, "SUCCEEDED"),
+        (first, 0, None, "FAILED"),
+    ]
+    table = bench.cli("job", "runs", "flaky_job")
+    assert "1 (retry)" in table.stdout and "0 → retried" in table.stdout, table.stdout
 
 
 @pytest.mark.parametrize(

@@ -17,6 +17,7 @@ import pytest
 from musicpipe.bootstrap import bootstrap
 from musicpipe.manifest import load_manifest
 from musicpipe.processes import is_alive
+from musicpipe.testing import environment
 
 from ..conftest import GLUE_MINUTE_SECONDS, SAMPLES, run_cli
 from .botocore_shapes import ContractRecorder
@@ -367,6 +368,15 @@ def _pid_from_log(aws, run_id: str) -> int:
     raise AssertionError("the run never printed its PID")
 
 
+def restart(local_stack) -> None:
+    """`up` again, in the environment the session's stack was started with (its shortened
+    Timeout minute among it: later tests count on it); `up` starts the stack's supervisor
+    again too, which a test that stops the emulator stops first, or it would restart the
+    emulator itself, racing the test's own start (seen: "port … in use by PID …")."""
+    with environment(local_stack.test_env):
+        local_stack.up()
+
+
 def test_jobs_and_runs_survive_a_restart_and_runs_in_flight_end_honestly(env, local_stack):
     aws, glue = env
     done = create_job(
@@ -379,9 +389,10 @@ def test_jobs_and_runs_survive_a_restart_and_runs_in_flight_end_honestly(env, lo
     in_flight = glue.start_job_run(JobName=sleeper)["JobRunId"]
     pid = _pid_from_log(aws, in_flight)
 
+    local_stack.stop_supervisor()  # else it restarts the emulator first (restart() says)
     assert local_stack.glue.stop(timeout=30)
     assert not is_alive(pid), "the run's process outlived the emulator"
-    local_stack.up()  # moto is still up; this starts the Glue emulator again
+    restart(local_stack)  # moto is still up; this starts the Glue emulator again
     assert local_stack.glue_healthy()
 
     assert glue.get_job(JobName=done)["Job"]["Name"] == done
@@ -403,9 +414,14 @@ def test_a_run_cut_off_by_a_crash_is_failed_with_the_reason(env, local_stack):
     sleeper = create_job(glue, put_script(aws, "sleeps", PRINTS_PID_AND_SLEEPS))
     in_flight = glue.start_job_run(JobName=sleeper)["JobRunId"]
     pid = _pid_from_log(aws, in_flight)
-    os.killpg(local_stack.glue.pid(), signal.SIGKILL)
+    local_stack.stop_supervisor()  # else it restarts the emulator first (restart() says)
+    emulator = local_stack.glue.pid()
+    os.killpg(emulator, signal.SIGKILL)
+    deadline = time.monotonic() + 10  # SIGKILL is delivered, not done
+    while is_alive(emulator) and time.monotonic() < deadline:
+        time.sleep(0.05)
     local_stack.glue.stop()  # reaps the PID file
-    local_stack.up()
+    restart(local_stack)
     run = glue.get_job_run(JobName=sleeper, RunId=in_flight)["JobRun"]
     assert run["JobRunState"] == "FAILED"
     assert "restarted while this run was in progress" in run["ErrorMessage"]

@@ -124,6 +124,19 @@ def test_a_session_runs_spark_statements_on_the_local_s3(sessions, aws):
     assert read["StartedOn"] <= read["CompletedOn"]
     # The namespace lives on, as a notebook's does.
     assert _run(glue, ids["main"], "df.count()")["Output"]["Data"]["TextPlain"] == "3\n"
+    # The Glue ETL library, as a Glue Studio notebook's first cell imports it.
+    glue_cell = _run(
+        glue,
+        ids["main"],
+        "from awsglue.context import GlueContext\n"
+        "from awsglue.transforms import Filter\n"
+        "glueContext = GlueContext(sc)\n"
+        "dyf = glueContext.create_dynamic_frame.from_options('s3', "
+        "{'paths': ['s3://musicpipe.artifacts/wb/songs.csv']}, 'csv', {'withHeader': True})\n"
+        "Filter.apply(frame=dyf, f=lambda r: r['genre'] == 'rock').count()",
+    )
+    assert glue_cell["Output"]["Status"] == "ok", glue_cell["Output"]
+    assert glue_cell["Output"]["Data"]["TextPlain"] == "1\n"
 
 
 def test_an_error_cancel_and_the_lists(sessions):

@@ -151,7 +151,13 @@ def run(
     error (stderr) logs live, and end with its state, duration and error. Exits 0 only when
     the run SUCCEEDED."""
     from musicpipe.artifacts import deploy_job, upload_if_changed
-    from musicpipe.stack.job_runs import RunUsageError, follow_run, parse_arguments, scratch_spec
+    from musicpipe.stack.job_runs import (
+        RunUsageError,
+        follow_run,
+        next_attempt,
+        parse_arguments,
+        scratch_spec,
+    )
 
     if (name is None) == (script is None):
         raise fail("give a job NAME or --script PATH (one of them)", EXIT_USAGE)
@@ -201,6 +207,16 @@ def run(
         logs_client = stack.aws.client("logs")
         try:
             final = follow_run(glue, logs_client, name, run_id, _print_line)
+            # MaxRetries: follow each retry to the end of the chain.
+            while (retry := next_attempt(glue, name, final)) is not None:
+                err.print(
+                    f"{final['JobRunState']}; attempt {retry['Attempt']} (MaxRetries): "
+                    f"run {retry['Id']}",
+                    highlight=False,
+                    soft_wrap=True,
+                )
+                run_id = retry["Id"]
+                final = follow_run(glue, logs_client, name, run_id, _print_line)
         except KeyboardInterrupt:
             err.print(
                 f"stopped following; the run goes on: musicpipe job logs {name} --run {run_id}",
@@ -234,7 +250,8 @@ def runs(
     limit: int = typer.Option(10, "--limit", min=1, max=200, help="How many runs, newest first."),
     as_json: bool = JSON,
 ) -> None:
-    """The job's recent runs: id, attempt, state, started, duration, error."""
+    """The job's recent runs: id, attempt (and which run a retry retries), state, started,
+    duration, error."""
     from musicpipe.stack.job_runs import run_row
 
     with cli_errors():
@@ -250,12 +267,18 @@ def runs(
     table = Table(title=f"runs of {name}", title_justify="left")
     for col in ("run", "attempt", "state", "started (UTC)", "took", "error"):
         table.add_column(col, overflow="fold")
+    retried = {r["previous_run_id"] for r in rows if r["previous_run_id"]}
     for row in rows:
         style = STATE_STYLE.get(str(row["state"]), "red")
         took = row["duration_s"]
+        attempt = str(row["attempt"])
+        if row["previous_run_id"]:  # which one: --json's previous_run_id
+            attempt += " (retry)"
+        if row["run_id"] in retried:
+            attempt += " → retried"
         table.add_row(
             str(row["run_id"]),
-            str(row["attempt"]),
+            attempt,
             f"[{style}]{row['state']}[/]",
             str(row["started"] or "-").replace("T", " ")[:19],
             f"{took:.1f} s" if isinstance(took, float) else "-",

@@ -127,6 +127,11 @@ def validate_job(definition: dict, *, name: str) -> dict:
     timeout = definition.get("Timeout")
     if timeout is not None and (not isinstance(timeout, int) or timeout < 1):
         raise InvalidInput("Timeout must be a positive number of minutes.")
+    retries = definition.get("MaxRetries", 0)
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+        raise InvalidInput("MaxRetries must be a whole number from 0.")
+    if retries > MAX_RETRIES_LIMIT:
+        raise InvalidInput(f"MaxRetries must be at most {MAX_RETRIES_LIMIT}.")
     concurrency = (definition.get("ExecutionProperty") or {}).get("MaxConcurrentRuns", 1)
     if not isinstance(concurrency, int) or concurrency < 1:
         raise InvalidInput("ExecutionProperty.MaxConcurrentRuns must be at least 1.")
@@ -186,8 +191,22 @@ def script_argv(arguments: dict[str, str]) -> list[str]:
     return argv
 
 
-def new_run(job: dict, request: dict, active_runs: int, temp_dir: str) -> dict:
-    """A JobRun in STARTING state for a StartJobRun request, or a Glue error."""
+# What a run may set for itself (StartJobRun), else the job's; a retry keeps its run's.
+RUN_SETTINGS = ("Timeout", "MaxCapacity", "WorkerType", "NumberOfWorkers")
+# Glue's limit on a job's MaxRetries.
+MAX_RETRIES_LIMIT = 10
+
+
+def new_run(
+    job: dict,
+    request: dict,
+    active_runs: int,
+    temp_dir: str,
+    run_id: str | None = None,
+    attempt: int = 0,
+) -> dict:
+    """A JobRun in STARTING state for a StartJobRun request, or a Glue error. The request's
+    ``JobRunId`` names a previous run this one retries (its ``PreviousRunId``)."""
     limit = max_concurrent_runs(job)
     if active_runs >= limit:
         raise ConcurrentRunsExceeded(
@@ -197,12 +216,12 @@ def new_run(job: dict, request: dict, active_runs: int, temp_dir: str) -> dict:
     timeout = request.get("Timeout", job.get("Timeout", DEFAULT_TIMEOUT_MINUTES))
     if not isinstance(timeout, int) or timeout < 1:
         raise InvalidInput("Timeout must be a positive number of minutes.")
-    run_id = request.get("JobRunId") or new_run_id()
+    run_id = run_id or new_run_id()
     arguments = resolve_arguments(job, request.get("Arguments"), run_id, temp_dir)
     started = now()
     run = {
         "Id": run_id,
-        "Attempt": 0,
+        "Attempt": attempt,
         "JobName": job["Name"],
         "JobMode": job.get("JobMode", "SCRIPT"),
         "StartedOn": started,
@@ -220,13 +239,32 @@ def new_run(job: dict, request: dict, active_runs: int, temp_dir: str) -> dict:
         "_command": job["Command"]["Name"],
         "_script": job["Command"]["ScriptLocation"],
     }
-    for key in ("MaxCapacity", "WorkerType", "NumberOfWorkers"):
+    for key in RUN_SETTINGS[1:]:
         value = request.get(key, job.get(key))
         if value is not None:
             run[key] = value
     if not run["GlueVersion"]:
         run.pop("GlueVersion")
+    if request.get("JobRunId"):
+        run["PreviousRunId"] = request["JobRunId"]
     return run
+
+
+def retry_of(failed: dict, job: dict | None, temp_dir: str) -> dict | None:
+    """The next attempt of a FAILED run while the job's MaxRetries allows one, as Glue makes
+    it: id ``<first attempt's id>_attempt_<n>``, ``Attempt`` n, ``PreviousRunId`` the failed
+    run, the same run arguments and settings. A run that was stopped or timed out is not
+    retried. (Not held to MaxConcurrentRuns: it takes the place of the attempt that ended.)"""
+    if job is None or failed["JobRunState"] != JobRunState.FAILED:
+        return None
+    attempt = int(failed.get("Attempt", 0)) + 1
+    if attempt > int(job.get("MaxRetries") or 0):
+        return None
+    first = failed["Id"].split("_attempt_")[0]
+    request = {k: failed[k] for k in RUN_SETTINGS if k in failed}
+    request["Arguments"] = failed.get("Arguments", {})
+    request["JobRunId"] = failed["Id"]
+    return new_run(job, request, 0, temp_dir, run_id=f"{first}_attempt_{attempt}", attempt=attempt)
 
 
 def public_run(run: dict) -> dict:
@@ -416,6 +454,9 @@ class GlueBackend:
             job = self.get_job(job_name)
             require_runnable(job)
             active = count_active(self.store.runs(job["Name"]))
+            if request.get("JobRunId"):  # a retry of that run: it must be this job's
+                previous = request["JobRunId"]
+                require_run(job["Name"], previous, self.store.get_run(job["Name"], previous))
             run = new_run(job, request, active, self.temp_dir)
             self.store.put_run(run)
         self.runner.start(run)

@@ -32,7 +32,8 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-from musicpipe.processes import die_with_parent, one_at_a_time, wait_until_answers
+from musicpipe.installs import InstallError, cache_home, install_once, run_steps
+from musicpipe.processes import die_with_parent, wait_until_answers
 
 # What the notebook environment holds (its own venv: JupyterLab's dependencies stay out of
 # the project's lock). aws-glue-sessions pins no JupyterLab; this set was tried together.
@@ -48,8 +49,7 @@ class NotebookError(RuntimeError):
 
 
 def cache_root() -> Path:
-    default = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "musicpipe"
-    return Path(os.environ.get("MUSICPIPE_NOTEBOOK_CACHE", default / "notebook"))
+    return Path(os.environ.get("MUSICPIPE_NOTEBOOK_CACHE", cache_home() / "notebook"))
 
 
 def environment_dir(packages: tuple[str, ...] = PACKAGES) -> Path:
@@ -62,56 +62,40 @@ def python_of(env_dir: Path) -> Path:
 
 
 def ensure_environment(log: Callable[[str], None], packages: tuple[str, ...] = PACKAGES) -> Path:
-    """The notebook venv, installed first if it is not there (complete) yet.
-
-    Installed beside its final place and renamed into it at the end, so an install that was
-    interrupted or failed is never taken for a finished one; two first starts at once install
-    once (the second waits, then takes the first's)."""
+    """The notebook venv, installed first if it is not there (complete) yet (musicpipe.installs:
+    an interrupted install is never taken for a finished one; two first starts install once)."""
     target = environment_dir(packages)
-    if (target / "installed.json").is_file():
-        return target
-    with one_at_a_time(
-        target.parent,
+
+    def build(partial: Path) -> None:
+        log(
+            f"Installing the notebook extra ({', '.join(packages)}) into {target}: once, "
+            "about a minute; later starts reuse it"
+        )
+        started = time.monotonic()
+        uv = _uv()
+        steps = (
+            [
+                [uv, "venv", "--quiet", "--python", sys.executable, str(partial)],
+                [uv, "pip", "install", "--quiet", "--python", str(python_of(partial)), *packages],
+            ]
+            if uv
+            else [
+                [sys.executable, "-m", "venv", str(partial)],
+                [str(python_of(partial)), "-m", "pip", "install", "--quiet", *packages],
+            ]
+        )
+        try:
+            run_steps(steps, "the notebook extra")
+        except InstallError as exc:
+            raise NotebookError(str(exc)) from None
+        log(f"Notebook extra installed in {time.monotonic() - started:.0f} s")
+
+    return install_once(
+        target,
+        build,
         lambda: log(f"Waiting for another process installing the notebook extra into {target}"),
-    ):
-        if not (target / "installed.json").is_file():
-            _install(target, packages, log)
-    return target
-
-
-def _install(target: Path, packages: tuple[str, ...], log: Callable[[str], None]) -> None:
-    partial = target.with_name(target.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    log(
-        f"Installing the notebook extra ({', '.join(packages)}) into {target}: once, "
-        "about a minute; later starts reuse it"
+        {"packages": list(packages)},
     )
-    started = time.monotonic()
-    uv = _uv()
-    steps = (
-        [
-            [uv, "venv", "--quiet", "--python", sys.executable, str(partial)],
-            [uv, "pip", "install", "--quiet", "--python", str(python_of(partial)), *packages],
-        ]
-        if uv
-        else [
-            [sys.executable, "-m", "venv", str(partial)],
-            [str(python_of(partial)), "-m", "pip", "install", "--quiet", *packages],
-        ]
-    )
-    for step in steps:
-        done = subprocess.run(step, capture_output=True, text=True)
-        if done.returncode != 0:
-            shutil.rmtree(partial, ignore_errors=True)
-            tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-15:])
-            raise NotebookError(
-                f"installing the notebook extra failed ({' '.join(step[:3])} … exited "
-                f"{done.returncode}); nothing was kept, run it again once this is fixed:\n{tail}"
-            )
-    (partial / "installed.json").write_text(json.dumps({"packages": list(packages)}) + "\n")
-    shutil.rmtree(target, ignore_errors=True)
-    partial.rename(target)
-    log(f"Notebook extra installed in {time.monotonic() - started:.0f} s")
 
 
 def _uv() -> str | None:

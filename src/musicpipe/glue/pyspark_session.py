@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from musicpipe.aws.local import local_environment
-from musicpipe.glue import spark
+from musicpipe.glue import etl_library_path, spark
 
 APP_NAME = "musicpipe-pyspark"
 UI_URL_ENV = "MUSICPIPE_PYSPARK_UI_URL"
@@ -37,8 +37,13 @@ def environment(
     env = local_environment(base, aws_endpoint, region, glue_endpoint)
     wiring = spark.glueetl_spark(aws_endpoint, region, state_dir, log=log)
     env.update(wiring.env())
-    port = spark.free_port()
-    env["PYSPARK_SUBMIT_ARGS"] = wiring.submit_args(APP_NAME, [], spark.ui_conf(port))
+    conf = spark.ui_conf(spark.free_port())
+    library = etl_library_path.library_folder()
+    if library is not None:  # GlueContext, DynamicFrame, Job, as in a glueetl run
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(library), env.get("PYTHONPATH")]))
+        conf["spark.executorEnv.PYTHONPATH"] = env["PYTHONPATH"]
+    port = int(conf["spark.ui.port"])
+    env["PYSPARK_SUBMIT_ARGS"] = wiring.submit_args(APP_NAME, [], conf)
     env[UI_URL_ENV] = f"http://127.0.0.1:{port}"
     # No gateway of someone else's: this session starts its own JVM.
     for key in ("PYSPARK_GATEWAY_PORT", "PYSPARK_GATEWAY_SECRET"):

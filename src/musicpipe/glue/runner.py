@@ -21,10 +21,20 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from boto3.exceptions import S3UploadFailedError
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ClientError
 
 from musicpipe.aws.local import LocalAws, local_environment
-from musicpipe.glue import debugging, model, spark, spark_ui, warm_spark
+from musicpipe.glue import (
+    bookmarks,
+    debugging,
+    etl_library_path,
+    model,
+    python_modules,
+    spark,
+    spark_ui,
+    warm_spark,
+)
+from musicpipe.glue.log_shipper import LogShipper
 from musicpipe.glue.model import JobRunState
 from musicpipe.glue.store import Store
 from musicpipe.processes import create_time, same_process
@@ -34,8 +44,6 @@ STOP_GRACE_SECONDS = 10
 # one that is busy without Spark (or waits) would run on without a driver: this long after
 # the warm driver's death the script is ended.
 DRIVER_LOST_GRACE_SECONDS = 10
-# CloudWatch takes events of up to 256 KiB; at most 4 bytes a character in UTF-8.
-MAX_MESSAGE_CHARS = 64 * 1024
 
 
 class FetchError(RuntimeError):
@@ -49,6 +57,7 @@ class RunnerSettings:
     glue_endpoint: str
     region: str
     minute_seconds: float = 60.0  # length of a Timeout minute; tests shorten it
+    temp_dir: str = "s3://aws-glue-temporary/"  # the default --TempDir root (GlueBackend's)
 
 
 @dataclass
@@ -59,69 +68,6 @@ class ActiveRun:
     process: subprocess.Popen | None = None
     stop_requested: bool = False
     stderr_tail: collections.deque = field(default_factory=lambda: collections.deque(maxlen=400))
-
-
-class LogShipper:
-    """Lines of one stream of a run, sent to CloudWatch Logs in batches, and kept on disk."""
-
-    def __init__(self, logs, group: str, stream: str, local_file: Path) -> None:
-        self.logs, self.group, self.stream = logs, group, stream
-        self.local = local_file.open("a", encoding="utf-8", errors="replace")
-        self.pending: list[dict] = []
-        self.lock = threading.Lock()
-        self.last_flush = time.monotonic()
-        try:
-            logs.create_log_group(logGroupName=group)
-        except ClientError:
-            pass  # exists
-        try:
-            logs.create_log_stream(logGroupName=group, logStreamName=stream)
-        except ClientError:
-            pass
-        # A quiet script must still see its last lines in CloudWatch within a second or so.
-        self.closed = threading.Event()
-        self.flusher = threading.Thread(target=self._flush_periodically, daemon=True)
-        self.flusher.start()
-
-    def _flush_periodically(self) -> None:
-        while not self.closed.wait(1.0):
-            self.flush()
-
-    def write(self, line: str) -> None:
-        self.local.write(line + "\n")
-        with self.lock:
-            # CloudWatch refuses an empty message (a traceback's blank lines): a space keeps
-            # the line. A message is at most 256 KiB.
-            message = line[:MAX_MESSAGE_CHARS] or " "
-            self.pending.append({"timestamp": int(time.time() * 1000), "message": message})
-            if len(self.pending) >= 500 or time.monotonic() - self.last_flush > 1.0:
-                self._flush_locked()
-
-    def flush(self) -> None:
-        with self.lock:
-            self._flush_locked()
-        self.local.flush()
-
-    def _flush_locked(self) -> None:
-        self.last_flush = time.monotonic()
-        if not self.pending:
-            return
-        batch, self.pending = self.pending, []
-        try:
-            self.logs.put_log_events(
-                logGroupName=self.group, logStreamName=self.stream, logEvents=batch
-            )
-        except (ClientError, BotoCoreError) as exc:
-            # Logs are best effort; the local copy stays complete. Nothing here may raise:
-            # this runs in the pumps and in the run's own thread, whose death would leave the
-            # run RUNNING for ever.
-            self.local.write(f"[musicpipe] could not ship logs to CloudWatch: {exc}\n")
-
-    def close(self) -> None:
-        self.closed.set()
-        self.flusher.join(timeout=5)
-        self.flush()
-        self.local.close()
 
 
 def split_s3_url(url: str) -> tuple[str, str]:
@@ -208,12 +154,22 @@ class Runner:
             return run
 
     def _finish(self, handle: ActiveRun, state: JobRunState, error: str | None = None) -> None:
+        """The run's end; a FAILED run that its job's MaxRetries allows again gets its next
+        attempt, stored before the end is, so whoever reads FAILED finds the retry."""
+        retry = None
         with self.store.lock:
             run = self.store.get_run(handle.job_name, handle.run_id)
             assert run is not None  # stored before start() made the handle
             if run["JobRunState"] not in model.TERMINAL_STATES:
                 model.finish(run, state, error)
+                if not handle.stop_requested:
+                    job = self.store.get_job(run["JobName"])
+                    retry = model.retry_of(run, job, self.settings.temp_dir)
+                if retry is not None:
+                    self.store.put_run(retry)
                 self.store.put_run(run)
+        if retry is not None:
+            self.start(retry)
 
     def _execute(self, run: dict, handle: ActiveRun) -> None:
         workdir = self.store.run_dir(run["Id"])
@@ -223,11 +179,14 @@ class Runner:
         err = LogShipper(logs, f"{prefix}/error", run["Id"], workdir / "stderr.log")
         try:
             state, error = self._run_process(run, handle, workdir, out, err)
+            if state == JobRunState.SUCCEEDED and bookmarks.keep_commit(self.store, run, workdir):
+                out.write("[musicpipe] job bookmark saved (job.commit() in a run that succeeded)")
         except (
             FetchError,
             spark.SparkSetupError,
             spark_ui.SparkUiError,
             debugging.DebugSetupError,
+            python_modules.ModulesError,
         ) as exc:
             err.write(str(exc))
             state, error = JobRunState.FAILED, str(exc)
@@ -248,12 +207,20 @@ class Runner:
         self, run: dict, handle: ActiveRun, workdir: Path, out: LogShipper, err: LogShipper
     ) -> tuple[JobRunState, str | None]:
         args = run["_resolved"]
+        if run.get("Attempt"):
+            out.write(
+                f"[musicpipe] Attempt {run['Attempt']}: this run retries "
+                f"{run.get('PreviousRunId')}, which FAILED (the job's MaxRetries)"
+            )
         script = self._fetch(run["_script"], workdir / "script")
         libs = [
             self._fetch(url.strip(), workdir / "libs")
             for url in args.get("--extra-py-files", "").split(",")
             if url.strip()
         ]
+        modules = python_modules.ensure_modules(
+            args, lambda url: self._fetch(url, workdir / "modules"), out.write
+        )
         if handle.stop_requested:
             return JobRunState.STOPPED, None
         options, script = debugging.prepare(
@@ -273,6 +240,13 @@ class Runner:
             )
         # Glue puts --extra-py-files (.py, .zip, .egg, .whl) on sys.path before the script runs.
         paths = [str(p.parent if p.suffix == ".py" else p) for p in libs]
+        if modules is not None:
+            paths.append(str(modules))
+        if run["_command"] == model.GLUEETL:
+            glue_library = etl_library_path.library_folder()
+            if glue_library is not None:  # GlueContext, DynamicFrame, Job on plain Spark
+                paths.append(str(glue_library))
+            env.update(bookmarks.run_environment(self.store, run["JobName"], workdir))
         env["PYTHONPATH"] = os.pathsep.join([*paths, env.get("PYTHONPATH", "")]).strip(os.pathsep)
         driver = None
         events: tuple[str, str] | None = None
@@ -298,6 +272,9 @@ class Runner:
                     "(uploaded when the run ends)"
                 )
             run_conf = spark_ui.run_conf(ui_port, event_dir if events else None)
+            # Spark's Python workers (UDFs) import what the driver does: the run's libraries
+            # and modules, also on a warm driver whose JVM was started for another run.
+            run_conf["spark.executorEnv.PYTHONPATH"] = env["PYTHONPATH"]
             if self.warm is not None:
                 # The run's libraries reach its driver through PYTHONPATH, not the shared JVM.
                 shared = wiring.submit_args("musicpipe-warm-driver", [])

@@ -23,7 +23,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from musicpipe.aws.local import require_loopback
-from musicpipe.glue import errors, model
+from musicpipe.glue import bookmarks, errors, model
 from musicpipe.glue.runner import Runner, RunnerSettings
 from musicpipe.glue.sessions import SessionManager, session_environment
 from musicpipe.glue.store import Store
@@ -43,9 +43,10 @@ class GlueService:
     every outcome and raises :class:`errors.GlueError` for Glue's errors.
     """
 
-    def __init__(self, backend: model.GlueBackend, sessions: SessionManager) -> None:
+    def __init__(self, backend: model.GlueBackend, sessions: SessionManager, store: Store) -> None:
         self.backend = backend
         self.sessions = sessions
+        self.store = store  # job bookmarks
 
     def dispatch(self, operation: str, request: dict) -> dict:
         handler = getattr(self, "op_" + operation, None)
@@ -95,6 +96,15 @@ class GlueService:
             request.get("JobName"), request.get("MaxResults"), request.get("NextToken")
         )
         return _paged("JobRuns", result)
+
+    # -- job bookmarks --------------------------------------------------------------------
+    def op_GetJobBookmark(self, request: dict) -> dict:
+        name = self.backend.get_job(request.get("JobName"))["Name"]
+        return {"JobBookmarkEntry": bookmarks.get_entry(self.store, name)}
+
+    def op_ResetJobBookmark(self, request: dict) -> dict:
+        name = self.backend.get_job(request.get("JobName"))["Name"]
+        return {"JobBookmarkEntry": bookmarks.reset(self.store, name)}
 
     def op_BatchStopJobRun(self, request: dict) -> dict:
         stopped, refused = self.backend.batch_stop_job_run(
@@ -209,6 +219,7 @@ def serve(
             glue_endpoint=glue_endpoint,
             region=region,
             minute_seconds=minute,
+            temp_dir=temp_dir,
         ),
     )
     runner.recover()
@@ -217,7 +228,7 @@ def serve(
         session_environment(require_loopback(aws_endpoint), glue_endpoint, region, state_dir),
         minute,
     )
-    service = GlueService(model.GlueBackend(store, runner, temp_dir), sessions)
+    service = GlueService(model.GlueBackend(store, runner, temp_dir), sessions, store)
     httpd = ThreadingHTTPServer((host, port), make_handler(service))
     httpd.daemon_threads = True
 

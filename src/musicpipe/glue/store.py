@@ -71,6 +71,19 @@ class Store:
     def all_runs(self) -> list[dict]:
         return [json.loads(p.read_text()) for p in (self.root / "runs").glob("*/*.json")]
 
+    # job bookmarks: one JobBookmarkEntry per job
+    def bookmark_path(self, job_name: str) -> Path:
+        return self.root / "bookmarks" / f"{self._safe(job_name)}.json"
+
+    def get_bookmark(self, job_name: str) -> dict | None:
+        try:
+            return json.loads(self.bookmark_path(job_name).read_text())
+        except FileNotFoundError:
+            return None
+
+    def put_bookmark(self, entry: dict) -> None:
+        self._write(self.bookmark_path(entry["JobName"]), entry)
+
     def debug_dir(self, job_name: str) -> Path:
         """Where the job's debug runs run their script from (the same folder every time)."""
         return self.root / "debug" / self._safe(job_name)

@@ -14,9 +14,9 @@ timeout it is killed (a job of the cut-off run may still be running in it), and 
 starts a fresh one. JVMs are children of the emulator, in its process group, with a pipe on
 their stdin: they end with the emulator even if it is killed (Spark's gateway exits on EOF).
 
-Known limit: Python UDF workers are forked by the JVM and do not see the run's
-``--extra-py-files``; scripts that use Python UDFs importing those modules should run with
-``MUSICPIPE_GLUE_WARM_SPARK=0`` (each run then launches its own JVM, as before).
+Python UDF workers are forked by the JVM, whose environment is the first run's: each run
+gives them its own PYTHONPATH (``--extra-py-files``, ``--additional-python-modules``) through
+``spark.executorEnv.PYTHONPATH``, which pyspark hands to every Python function it ships.
 """
 
 from __future__ import annotations

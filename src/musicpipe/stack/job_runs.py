@@ -81,6 +81,7 @@ def run_row(run: dict, now: dt.datetime | None = None) -> dict[str, object]:
     return {
         "run_id": run["Id"],
         "attempt": run.get("Attempt", 0),
+        "previous_run_id": run.get("PreviousRunId"),
         "state": str(run["JobRunState"]),
         "started": started.astimezone(dt.UTC).isoformat() if started else None,
         "duration_s": run_duration(run, now),
@@ -145,3 +146,15 @@ def follow_run(
         if run["JobRunState"] in TERMINAL_STATES:
             return run
         sleep(poll)
+
+
+def next_attempt(glue, job: str, run: dict) -> dict | None:
+    """The run that retries ``run`` (a FAILED run whose job's MaxRetries allows another), or
+    None. The emulator stores a retry before its predecessor's end, so it is there to find."""
+    if run["JobRunState"] != "FAILED":
+        return None
+    for page in glue.get_paginator("get_job_runs").paginate(JobName=job):
+        for candidate in page["JobRuns"]:
+            if candidate.get("PreviousRunId") == run["Id"]:
+                return candidate
+    return None
