@@ -25,7 +25,7 @@ FETCH = textwrap.dedent(
     """
     import sys
     from musicpipe.glue import spark
-    spark.spark_submit = lambda: sys.argv[1]
+    spark.spark_submit = lambda spark_home=None: sys.argv[1]
     spark.hadoop_version = lambda: "3.3.4"
     print(len(spark.ensure_s3a_jars(log=lambda line: print(line, file=sys.stderr))))
     """
@@ -66,5 +66,5 @@ def test_a_finished_fetch_is_not_repeated(tmp_path, monkeypatch):
     )
     monkeypatch.setenv("MUSICPIPE_JAR_CACHE", str(tmp_path / "ivy"))
     monkeypatch.setattr(spark, "hadoop_version", lambda: "3.3.4")
-    monkeypatch.setattr(spark, "spark_submit", lambda: "/nonexistent/spark-submit")
+    monkeypatch.setattr(spark, "spark_submit", lambda spark_home=None: "/nonexistent/spark-submit")
     assert spark.ensure_s3a_jars(log=print) == [str(j) for j in wanted]

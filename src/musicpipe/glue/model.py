@@ -23,6 +23,7 @@ from musicpipe.glue.errors import (
     IdempotentParameterMismatch,
     InvalidInput,
 )
+from musicpipe.glue.runtimes import check_glue_version
 
 GLUEETL = "glueetl"
 PYTHONSHELL = "pythonshell"
@@ -127,6 +128,7 @@ def validate_job(definition: dict, *, name: str) -> dict:
     timeout = definition.get("Timeout")
     if timeout is not None and (not isinstance(timeout, int) or timeout < 1):
         raise InvalidInput("Timeout must be a positive number of minutes.")
+    check_glue_version(definition.get("GlueVersion"))
     retries = definition.get("MaxRetries", 0)
     if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
         raise InvalidInput("MaxRetries must be a whole number from 0.")
@@ -238,6 +240,7 @@ def new_run(
         "_resolved": arguments,
         "_command": job["Command"]["Name"],
         "_script": job["Command"]["ScriptLocation"],
+        "_python": job["Command"].get("PythonVersion", ""),
     }
     for key in RUN_SETTINGS[1:]:
         value = request.get(key, job.get(key))

@@ -30,6 +30,7 @@ from musicpipe.glue import (
     etl_library_path,
     model,
     python_modules,
+    runtimes,
     spark,
     spark_ui,
     warm_spark,
@@ -187,6 +188,7 @@ class Runner:
             spark_ui.SparkUiError,
             debugging.DebugSetupError,
             python_modules.ModulesError,
+            runtimes.GlueRuntimeError,
         ) as exc:
             err.write(str(exc))
             state, error = JobRunState.FAILED, str(exc)
@@ -207,6 +209,19 @@ class Runner:
         self, run: dict, handle: ActiveRun, workdir: Path, out: LogShipper, err: LogShipper
     ) -> tuple[JobRunState, str | None]:
         args = run["_resolved"]
+        # Where this run's Spark or Python is not its Glue version's: the error log's first
+        # line says so (the output log's first line is the script's, or the debugger's).
+        runtime = None
+        if run["_command"] == model.GLUEETL:
+            version = run.get("GlueVersion", "")
+            spark_version = runtimes.spark_for(version)
+            note = runtimes.runtime_note(version, spark_version)
+            if note:
+                err.write(note)
+            if spark_version in runtimes.SPARK_RUNTIMES:
+                runtime = runtimes.ensure_runtime(spark_version, out.write)
+        elif run.get("_python") and (note := runtimes.python_shell_note(run["_python"])):
+            err.write(note)
         if run.get("Attempt"):
             out.write(
                 f"[musicpipe] Attempt {run['Attempt']}: this run retries "
@@ -258,8 +273,11 @@ class Runner:
                 self.settings.region,
                 self.settings.state_dir,
                 log=out.write,
+                spark_home=runtime.spark_home if runtime else None,
             )
-            env.update(wiring.env())
+            env.update(wiring.env(str(runtime.python) if runtime else sys.executable))
+            if runtime is not None:  # its pyspark launches its own Spark, not the emulator's
+                env["SPARK_HOME"] = str(runtime.spark_home)
             # The UI's port is chosen here, so its URL is in the log before the script starts.
             ui_port = spark.free_port()
             ui_url = f"http://127.0.0.1:{ui_port}"
@@ -275,7 +293,7 @@ class Runner:
             # Spark's Python workers (UDFs) import what the driver does: the run's libraries
             # and modules, also on a warm driver whose JVM was started for another run.
             run_conf["spark.executorEnv.PYTHONPATH"] = env["PYTHONPATH"]
-            if self.warm is not None:
+            if self.warm is not None and runtime is None:
                 # The run's libraries reach its driver through PYTHONPATH, not the shared JVM.
                 shared = wiring.submit_args("musicpipe-warm-driver", [])
                 jvm_env = {k: v for k, v in env.items() if k != "PYTHONPATH"}
@@ -292,8 +310,9 @@ class Runner:
                 env["PYSPARK_SUBMIT_ARGS"] = wiring.submit_args(run["JobName"], libs, run_conf)
         state = JobRunState.FAILED
         try:
+            python = str(runtime.python) if runtime else sys.executable
             state, error = self._spawn_and_wait(
-                run, handle, workdir, env, [*options, str(script)], out, err, driver
+                run, handle, workdir, env, [python, *options, str(script)], out, err, driver
             )
             return state, error
         finally:
@@ -335,12 +354,12 @@ class Runner:
         handle: ActiveRun,
         workdir: Path,
         env: dict[str, str],
-        script: list[str],  # Python's options, then the script's path
+        script: list[str],  # the Python, its options, then the script's path
         out: LogShipper,
         err: LogShipper,
         driver: warm_spark.WarmDriver | None = None,
     ) -> tuple[JobRunState, str | None]:
-        cmd = [sys.executable, *script, *model.script_argv(run["_resolved"])]
+        cmd = [*script, *model.script_argv(run["_resolved"])]
 
         process = subprocess.Popen(
             cmd,

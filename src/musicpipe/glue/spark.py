@@ -63,11 +63,15 @@ class SparkSetupError(RuntimeError):
 
 def hadoop_version() -> str:
     """The Hadoop version inside pip's pyspark (from its hadoop-client-api jar)."""
-    for jar in (SPARK_HOME / "jars").glob("hadoop-client-api-*.jar"):
+    return hadoop_version_of(SPARK_HOME)
+
+
+def hadoop_version_of(spark_home: Path) -> str:
+    for jar in (spark_home / "jars").glob("hadoop-client-api-*.jar"):
         match = re.match(r"hadoop-client-api-(.+)\.jar", jar.name)
         if match:
             return match.group(1)
-    raise SparkSetupError(f"no hadoop-client-api jar in {SPARK_HOME / 'jars'}; reinstall pyspark")
+    raise SparkSetupError(f"no hadoop-client-api jar in {spark_home / 'jars'}; reinstall pyspark")
 
 
 def jar_cache() -> Path:
@@ -75,8 +79,8 @@ def jar_cache() -> Path:
     return Path(os.environ.get("MUSICPIPE_JAR_CACHE", default))
 
 
-def spark_submit() -> str:
-    return str(SPARK_HOME / "bin" / "spark-submit")
+def spark_submit(spark_home: Path | None = None) -> str:
+    return str((spark_home or SPARK_HOME) / "bin" / "spark-submit")
 
 
 def provided_jars(globs: str) -> list[str]:
@@ -90,13 +94,18 @@ def provided_jars(globs: str) -> list[str]:
     return jars
 
 
-def ensure_s3a_jars(log: Callable[[str], None] = print) -> list[str]:
+def ensure_s3a_jars(
+    log: Callable[[str], None] = print, spark_home: Path | None = None
+) -> list[str]:
     """Paths of hadoop-aws and its AWS SDK bundle, downloading them the first time (or the
-    ones ``MUSICPIPE_S3A_JARS`` names)."""
-    if os.environ.get(S3A_JARS_ENV):
+    ones ``MUSICPIPE_S3A_JARS`` names); for ``spark_home``'s Hadoop (a Glue version's own
+    Spark, glue.runtimes), else the installed pyspark's."""
+    if spark_home is None and os.environ.get(S3A_JARS_ENV):
         return provided_jars(os.environ[S3A_JARS_ENV])
-    version = hadoop_version()
-    cache = jar_cache()
+    version = hadoop_version() if spark_home is None else hadoop_version_of(spark_home)
+    # Another Spark's jars in an ivy cache of their own: ivy's jars/ folder holds every
+    # version it resolved, and a run must get one hadoop-aws.
+    cache = jar_cache() if spark_home is None else jar_cache() / f"hadoop-{version}"
     marker = cache / f"s3a-jars-{version}.json"
     if (ready := _cached_jars(marker)) is not None:
         return ready
@@ -109,7 +118,7 @@ def ensure_s3a_jars(log: Callable[[str], None] = print) -> list[str]:
     ):
         if (ready := _cached_jars(marker)) is not None:
             return ready
-        return _fetch_s3a_jars(cache, version, marker, log)
+        return _fetch_s3a_jars(cache, version, marker, log, spark_home)
 
 
 def _cached_jars(marker: Path) -> list[str] | None:
@@ -121,7 +130,11 @@ def _cached_jars(marker: Path) -> list[str] | None:
 
 
 def _fetch_s3a_jars(
-    cache: Path, version: str, marker: Path, log: Callable[[str], None]
+    cache: Path,
+    version: str,
+    marker: Path,
+    log: Callable[[str], None],
+    spark_home: Path | None = None,
 ) -> list[str]:
     package = f"org.apache.hadoop:hadoop-aws:{version}"
     log(
@@ -134,7 +147,7 @@ def _fetch_s3a_jars(
     with tempfile.TemporaryFile("w+") as errors:
         resolver = subprocess.Popen(
             [
-                spark_submit(),
+                spark_submit(spark_home),
                 "--master",
                 "local[1]",
                 "--conf",
@@ -147,7 +160,11 @@ def _fetch_s3a_jars(
             stderr=errors,
             stdin=subprocess.DEVNULL,
             text=True,
-            env={**os.environ, "PYSPARK_PYTHON": sys.executable},
+            env={
+                **os.environ,
+                "PYSPARK_PYTHON": sys.executable,
+                "SPARK_HOME": str(spark_home or SPARK_HOME),
+            },
         )
         # A progress line every few seconds: 300 MB is minutes on a slow link, and a silent
         # wait that long looks hung.
@@ -165,7 +182,12 @@ def _fetch_s3a_jars(
         errors.seek(0)
         stderr = errors.read()
     jars = sorted(str(p) for p in (cache / "jars").glob("*.jar"))
-    wanted = [j for j in jars if "hadoop-aws" in j or "aws-java-sdk-bundle" in j]
+    # Hadoop 3.3 pulls the AWS SDK v1 bundle, 3.4 the v2 one (software.amazon.awssdk:bundle).
+    wanted = [
+        j
+        for j in jars
+        if re.search(r"(hadoop-aws-|aws-java-sdk-bundle-|software\.amazon\.awssdk_bundle-)", j)
+    ]
     if returncode != 0 or len(wanted) < 2:
         tail = "\n".join(stderr.splitlines()[-15:])
         raise SparkSetupError(
@@ -288,11 +310,11 @@ class GlueEtlSpark:
     log4j: Path
 
     @staticmethod
-    def env() -> dict[str, str]:
+    def env(python: str = sys.executable) -> dict[str, str]:
         """What the driver's process (and the JVM it starts) needs in its environment."""
         return {
-            "PYSPARK_PYTHON": sys.executable,
-            "PYSPARK_DRIVER_PYTHON": sys.executable,
+            "PYSPARK_PYTHON": python,
+            "PYSPARK_DRIVER_PYTHON": python,
             # The driver, its block manager and its UI bind to loopback only.
             "SPARK_LOCAL_IP": "127.0.0.1",
         }
@@ -310,12 +332,17 @@ class GlueEtlSpark:
 
 
 def glueetl_spark(
-    aws_endpoint: str, region: str, state_dir: Path, log: Callable[[str], None] = print
+    aws_endpoint: str,
+    region: str,
+    state_dir: Path,
+    log: Callable[[str], None] = print,
+    spark_home: Path | None = None,
 ) -> GlueEtlSpark:
-    """The S3A jars (fetched once), S3 through S3A to ``aws_endpoint`` with the dummy
-    credentials, and Spark's logging config written into ``state_dir``."""
+    """The S3A jars (fetched once, for ``spark_home``'s Hadoop when it is another Spark), S3
+    through S3A to ``aws_endpoint`` with the dummy credentials, and Spark's logging config
+    written into ``state_dir``."""
     return GlueEtlSpark(
-        jars=ensure_s3a_jars(log=log),
+        jars=ensure_s3a_jars(log=log, spark_home=spark_home),
         conf=s3a_conf(aws_endpoint, DUMMY_ACCESS_KEY, DUMMY_SECRET_KEY, region),
         log4j=log4j_config(state_dir),
     )
