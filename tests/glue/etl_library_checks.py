@@ -117,10 +117,6 @@ CHECKS = {
     "unknown_method_refused": lambda: _raises(
         NotEmulatedError, lambda: dyf.relationalize("root", "s3://x/")
     ),
-    "from_catalog_refused": lambda: _raises(
-        NotEmulatedError,
-        lambda: glue.create_dynamic_frame.from_catalog(database="d", table_name="t"),
-    ),
 }
 
 

@@ -28,7 +28,7 @@ EXPECTED_CHECKS = {
     "fromDF_toDF", "count", "printSchema_show", "select_fields", "SelectFields", "drop_fields",
     "DropFields", "rename_field", "RenameField", "filter", "Filter", "map", "apply_mapping",
     "ApplyMapping", "resolveChoice_cast", "ResolveChoice", "resolveChoice_make_struct_refused",
-    "join", "Join", "DropNullFields", "union", "unknown_method_refused", "from_catalog_refused",
+    "join", "Join", "DropNullFields", "union", "unknown_method_refused",
 }  # fmt: skip
 
 # As the Glue console writes a new job's script, plus the test's arguments.
@@ -171,3 +171,74 @@ def test_bookmark_calls_for_an_unknown_job_are_entity_not_found(env):
     for call in (glue.get_job_bookmark, glue.reset_job_bookmark):
         with pytest.raises(glue.exceptions.EntityNotFoundException):
             call(JobName="no-such-job")
+
+
+FROM_CATALOG = """\
+import sys
+from awsglue.context import GlueContext
+from awsglue.job import Job
+from pyspark.context import SparkContext
+
+glueContext = GlueContext(SparkContext.getOrCreate())
+job = Job(glueContext)
+job.init("catalog", {})
+rock = glueContext.create_dynamic_frame.from_catalog(
+    database="music", table_name="plays", push_down_predicate="genre = 'rock'",
+    transformation_ctx="plays",
+)
+print("ROCK", sorted((r["track"], r["genre"]) for r in rock.toDF().collect()), flush=True)
+glueContext.write_dynamic_frame.from_catalog(frame=rock, database="music", table_name="rock")
+job.commit()
+"""
+
+
+def test_from_catalog_reads_the_tables_location_format_and_partitions(env):
+    """The catalog's calls go to the emulator's endpoint, which hands them to moto's."""
+    aws, glue = env
+    prefix = f"catalog-{uuid.uuid4().hex[:6]}"
+    s3 = aws.client("s3")
+    for genre, tracks in (("rock", ["t1", "t2"]), ("pop", ["t3"])):
+        body = "track;plays\n" + "".join(f"{t};1\n" for t in tracks)
+        s3.put_object(Bucket=ARTIFACTS, Key=f"{prefix}/plays/genre={genre}/part.csv", Body=body)
+    try:
+        glue.delete_database(Name="music")
+    except glue.exceptions.EntityNotFoundException:
+        pass
+    glue.create_database(DatabaseInput={"Name": "music"})
+    csv_serde = {
+        "SerializationLibrary": "org.apache.hadoop.hive.serde2.lazy.LazySimpleSerDe",
+        "Parameters": {"field.delim": ";"},
+    }
+    glue.create_table(
+        DatabaseName="music",
+        TableInput={
+            "Name": "plays",
+            "Parameters": {"classification": "csv", "skip.header.line.count": "1"},
+            "PartitionKeys": [{"Name": "genre", "Type": "string"}],
+            "StorageDescriptor": {
+                "Location": f"s3://{ARTIFACTS}/{prefix}/plays/",
+                "SerdeInfo": csv_serde,
+                "Columns": [{"Name": "track", "Type": "string"}, {"Name": "plays", "Type": "int"}],
+            },
+        },
+    )
+    glue.create_table(
+        DatabaseName="music",
+        TableInput={
+            "Name": "rock",
+            "Parameters": {"classification": "parquet"},
+            "StorageDescriptor": {"Location": f"s3://{ARTIFACTS}/{prefix}/rock/"},
+        },
+    )
+    assert glue.get_table(DatabaseName="music", Name="plays")["Table"]["Name"] == "plays"
+    name = create_job(glue, put_script(aws, "catalog", FROM_CATALOG), command="glueetl")
+    run_id = glue.start_job_run(JobName=name)["JobRunId"]
+    done = wait(glue, name, run_id, timeout=300)
+    assert done["JobRunState"] == "SUCCEEDED", done.get("ErrorMessage")
+    lines = log_lines(aws, "/aws-glue/jobs/output", run_id)
+    assert "ROCK [('t1', 'rock'), ('t2', 'rock')]" in lines
+    written = s3.list_objects_v2(Bucket=ARTIFACTS, Prefix=f"{prefix}/rock/")["Contents"]
+    assert any(o["Key"].endswith(".parquet") for o in written)
+    # A Glue error of moto's comes back as it is.
+    with pytest.raises(glue.exceptions.EntityNotFoundException):
+        glue.get_table(DatabaseName="music", Name="nope")

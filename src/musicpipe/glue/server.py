@@ -23,7 +23,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from musicpipe.aws.local import require_loopback
-from musicpipe.glue import bookmarks, errors, model
+from musicpipe.glue import bookmarks, catalog, errors, model
 from musicpipe.glue.runner import Runner, RunnerSettings
 from musicpipe.glue.sessions import SessionManager, session_environment
 from musicpipe.glue.store import Store
@@ -43,10 +43,13 @@ class GlueService:
     every outcome and raises :class:`errors.GlueError` for Glue's errors.
     """
 
-    def __init__(self, backend: model.GlueBackend, sessions: SessionManager, store: Store) -> None:
+    def __init__(
+        self, backend: model.GlueBackend, sessions: SessionManager, store: Store, aws_endpoint: str
+    ) -> None:
         self.backend = backend
         self.sessions = sessions
         self.store = store  # job bookmarks
+        self.aws_endpoint = aws_endpoint  # the Data Catalog is moto's (glue.catalog)
 
     def dispatch(self, operation: str, request: dict) -> dict:
         handler = getattr(self, "op_" + operation, None)
@@ -165,6 +168,14 @@ def make_handler(service: GlueService):
             self.end_headers()
             self.wfile.write(data)
 
+        def _forward(self, raw: bytes) -> None:
+            status, body, content_type = catalog.forward(service.aws_endpoint, self.headers, raw)
+            self.send_response(status)
+            self.send_header("Content-Type", content_type or "application/x-amz-json-1.1")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
         def do_GET(self) -> None:  # health check for the stack
             if self.path.rstrip("/") in ("", "/health"):
                 self._send(200, {"service": "glue", "status": "ok"})
@@ -179,6 +190,9 @@ def make_handler(service: GlueService):
                 service_name, _, operation = target.partition(".")
                 if service_name != "AWSGlue" or not operation:
                     raise errors.UnknownOperation(f"Unknown X-Amz-Target {target!r}")
+                if operation in catalog.OPERATIONS:
+                    self._forward(raw)
+                    return
                 try:
                     request = json.loads(raw or b"{}")
                 except ValueError as exc:
@@ -228,7 +242,9 @@ def serve(
         session_environment(require_loopback(aws_endpoint), glue_endpoint, region, state_dir),
         minute,
     )
-    service = GlueService(model.GlueBackend(store, runner, temp_dir), sessions, store)
+    service = GlueService(
+        model.GlueBackend(store, runner, temp_dir), sessions, store, require_loopback(aws_endpoint)
+    )
     httpd = ThreadingHTTPServer((host, port), make_handler(service))
     httpd.daemon_threads = True
 

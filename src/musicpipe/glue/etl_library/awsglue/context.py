@@ -70,7 +70,9 @@ class GlueContext:
         )
         return DynamicFrame(df, self, transformation_ctx)
 
-    def _read(self, connection_type, options, format, format_options, ctx) -> DataFrame:
+    def _read(
+        self, connection_type, options, format, format_options, ctx, base_path=None
+    ) -> DataFrame:
         if connection_type != "s3":
             raise not_emulated(f"a {connection_type!r} source", "only s3 is")
         fmt = _format(format)
@@ -82,6 +84,8 @@ class GlueContext:
         if not urls:
             return spark.createDataFrame([], "struct<>")
         reader = spark.read
+        if base_path:  # partition columns from the folder names under the table's location
+            reader = reader.option("basePath", base_path)
         if fmt == "csv":
             header = str(format_options.get("withHeader", False)).lower() == "true"
             reader = (
@@ -100,6 +104,15 @@ class GlueContext:
             multiline = str(format_options.get("multiline", False)).lower() == "true"
             return reader.option("multiLine", multiline).json([_s3a(u) for u in urls])
         return reader.parquet(*[_s3a(u) for u in urls])
+
+    def _read_table(self, database, table_name, ctx, predicate) -> DataFrame:
+        table = _table(database, table_name)
+        fmt, format_options = _table_format(table)
+        location = table["StorageDescriptor"]["Location"]
+        keys = [k["Name"] for k in table.get("PartitionKeys", [])]
+        options = {"paths": [location], "recurse": bool(keys)}
+        df = self._read("s3", options, fmt, format_options, ctx, base_path=location)
+        return df.where(predicate) if predicate and df.columns else df
 
     # -- writing -------------------------------------------------------------------------
     def write_dynamic_frame_from_options(
@@ -157,8 +170,22 @@ class DynamicFrameReader:
             connection_type, connection_options, format, format_options, transformation_ctx
         )
 
-    def from_catalog(self, database=None, table_name=None, *args, **kwargs):
-        raise not_emulated("create_dynamic_frame.from_catalog", "the emulator has no Data Catalog")
+    def from_catalog(
+        self,
+        database=None,
+        table_name=None,
+        redshift_tmp_dir="",
+        transformation_ctx="",
+        push_down_predicate="",
+        additional_options={},
+        catalog_id=None,
+        **kwargs,
+    ):
+        """The table's S3 location read as from_options would, in the format and with the
+        separator and header its definition names; ``push_down_predicate`` filters on its
+        partition columns (read from the folder names, as Glue does)."""
+        df = self._ctx._read_table(database, table_name, transformation_ctx, push_down_predicate)
+        return DynamicFrame(df, self._ctx, transformation_ctx)
 
     def from_rdd(self, data, name, schema=None, sampleRatio=None):
         df = self._ctx.spark_session.createDataFrame(data, schema, sampleRatio)
@@ -184,8 +211,10 @@ class DataFrameReader:
             connection_type, connection_options, format, format_options, transformation_ctx
         )
 
-    def from_catalog(self, *args, **kwargs):
-        raise not_emulated("create_data_frame.from_catalog", "the emulator has no Data Catalog")
+    def from_catalog(
+        self, database=None, table_name=None, transformation_ctx="", push_down_predicate="", **kw
+    ):
+        return self._ctx._read_table(database, table_name, transformation_ctx, push_down_predicate)
 
 
 class DynamicFrameWriter:
@@ -205,8 +234,21 @@ class DynamicFrameWriter:
             frame, connection_type, connection_options, format, format_options, transformation_ctx
         )
 
-    def from_catalog(self, *args, **kwargs):
-        raise not_emulated("write_dynamic_frame.from_catalog", "the emulator has no Data Catalog")
+    def from_catalog(
+        self,
+        frame,
+        database=None,
+        table_name=None,
+        redshift_tmp_dir="",
+        transformation_ctx="",
+        **kw,
+    ):
+        """Appended to the table's S3 location in its format (its partition keys as folders)."""
+        table = _table(database, table_name)
+        fmt, format_options = _table_format(table)
+        keys = [k["Name"] for k in table.get("PartitionKeys", [])]
+        options = {"path": table["StorageDescriptor"]["Location"], "partitionKeys": keys}
+        return self._ctx.write_dynamic_frame_from_options(frame, "s3", options, fmt, format_options)
 
 
 class DataSink:
@@ -227,6 +269,30 @@ class DataSink:
         return self._ctx.write_dynamic_frame_from_options(
             dynamic_frame, self._type, self._options, self._format, self._format_options
         )
+
+
+def _table(database, table_name) -> dict:
+    """The catalog's table (the emulator's endpoint serves the catalog: moto's)."""
+    if not database or not table_name:
+        raise ValueError("from_catalog: give database and table_name")
+    return dict(boto3.client("glue").get_table(DatabaseName=database, Name=table_name)["Table"])
+
+
+def _table_format(table: dict) -> tuple[str, dict]:
+    """The table's format (its ``classification``, else its SerDe's) and its CSV options."""
+    params = table.get("Parameters", {})
+    descriptor = table.get("StorageDescriptor", {})
+    serde = descriptor.get("SerdeInfo", {})
+    library = (serde.get("SerializationLibrary") or "").lower()
+    fmt = params.get("classification") or (
+        "parquet" if "parquet" in library else "json" if "json" in library else "csv"
+    )
+    serde_params = serde.get("Parameters", {})
+    options = {
+        "separator": serde_params.get("field.delim") or serde_params.get("separatorChar") or ",",
+        "withHeader": params.get("skip.header.line.count") == "1",
+    }
+    return fmt, options
 
 
 def _format(name) -> str:
