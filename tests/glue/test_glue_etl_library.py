@@ -242,3 +242,41 @@ def test_from_catalog_reads_the_tables_location_format_and_partitions(env):
     # A Glue error of moto's comes back as it is.
     with pytest.raises(glue.exceptions.EntityNotFoundException):
         glue.get_table(DatabaseName="music", Name="nope")
+
+
+READS_ALL = """\
+import sys
+from awsglue.context import GlueContext
+from awsglue.utils import getResolvedOptions
+from pyspark.context import SparkContext
+
+args = getResolvedOptions(sys.argv, ["src"])
+glueContext = GlueContext(SparkContext.getOrCreate())
+dyf = glueContext.create_dynamic_frame.from_options(
+    "s3", {"paths": [args["src"]]}, "csv", {"withHeader": True}
+)
+print("IDS", sorted(int(r["id"]) for r in dyf.toDF().collect()), flush=True)
+"""
+
+
+def test_object_keys_that_look_like_globs_are_read_as_names(env):
+    """Spark takes [ ] { } * ? in a path for a glob: a key holding them must still be read,
+    once, and nothing else with it."""
+    aws, glue = env
+    prefix = f"odd-{uuid.uuid4().hex[:6]}"
+    keys = ["odd [1].csv", "we{ir}d.csv", "star*.csv", "what?.csv", "space name.csv", "ünï.csv"]
+    s3 = aws.client("s3")
+    for i, key in enumerate(keys):
+        s3.put_object(Bucket=ARTIFACTS, Key=f"{prefix}/in/{key}", Body=f"id\n{i}\n".encode())
+    s3.put_object(Bucket=ARTIFACTS, Key=f"{prefix}/in/odd 1.csv", Body=b"id\n100\n")  # [1] matches
+    name = create_job(
+        glue,
+        put_script(aws, "odd", READS_ALL),
+        command="glueetl",
+        DefaultArguments={"--src": f"s3://{ARTIFACTS}/{prefix}/in/"},
+    )
+    run_id = glue.start_job_run(JobName=name)["JobRunId"]
+    done = wait(glue, name, run_id, timeout=300)
+    assert done["JobRunState"] == "SUCCEEDED", done.get("ErrorMessage")
+    lines = log_lines(aws, "/aws-glue/jobs/output", run_id)
+    assert f"IDS {sorted([*range(len(keys)), 100])}" in lines, lines

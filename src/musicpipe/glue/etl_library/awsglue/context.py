@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import re
 import sys
 from urllib.parse import urlsplit
 
@@ -138,12 +139,12 @@ class GlueContext:
         if fmt == "csv":
             header = str(format_options.get("writeHeader", True)).lower() == "true"
             writer.option("header", header).option("sep", format_options.get("separator", ",")).csv(
-                _s3a(path)
+                path
             )
         elif fmt == "json":
-            writer.json(_s3a(path))
+            writer.json(path)
         else:
-            writer.parquet(_s3a(path))
+            writer.parquet(path)
         return frame
 
     def __getattr__(self, name: str):
@@ -302,8 +303,13 @@ def _format(name) -> str:
     return "parquet" if fmt == "glueparquet" else fmt
 
 
+GLOB_CHARACTERS = re.compile(r"([\\*?\[\]{}])")
+
+
 def _s3a(url: str) -> str:
-    return url  # s3:// goes through S3A already (the emulator's Spark settings)
+    """An object's URL as Spark must get it: its name, not a glob (Spark takes * ? [ ] { }
+    for one, so "odd [1].csv" would read "odd 1.csv"). s3:// goes through S3A already."""
+    return GLOB_CHARACTERS.sub(r"\\\1", url)
 
 
 def _list_objects(paths, recurse: bool, exclusions) -> dict[str, str]:
