@@ -83,3 +83,22 @@ def test_the_installation_s_driver_java_options_are_kept(tmp_path, monkeypatch):
     assert "--master" in args  # a local master, whatever the defaults say
     monkeypatch.setattr(spark, "SPARK_HOME", tmp_path / "pip-pyspark")  # no conf folder
     assert spark.spark_defaults() == {}
+
+
+def test_in_the_glue_image_the_real_etl_library_stays_in_charge(tmp_path, monkeypatch):
+    """The Glue image lists its ETL jars on the driver class path of its spark-defaults.conf:
+    there a glueetl run imports the real GlueContext, not musicpipe's on plain Spark."""
+    from musicpipe.glue import etl_library_path
+
+    jars = tmp_path / "glue-etl" / "jars"
+    jars.mkdir(parents=True)
+    (tmp_path / "conf").mkdir()
+    conf = tmp_path / "conf" / "spark-defaults.conf"
+    monkeypatch.setattr(spark, "SPARK_HOME", tmp_path)
+    monkeypatch.delenv("MUSICPIPE_GLUE_ETL_LIBRARY", raising=False)
+    conf.write_text(f"spark.driver.extraClassPath {jars}/*:/usr/lib/other/*\n")
+    assert etl_library_path.library_folder() == etl_library_path.FOLDER  # no Glue jar yet
+    (jars / "glue-assembly.jar").write_bytes(b"")
+    assert etl_library_path.library_folder() is None
+    monkeypatch.setenv("MUSICPIPE_GLUE_ETL_LIBRARY", "musicpipe")
+    assert etl_library_path.library_folder() == etl_library_path.FOLDER

@@ -14,7 +14,18 @@ GLUE_JAR_FOLDERS = ("/usr/share/aws/glue/etl/jars", "/home/glue_user/aws-glue-li
 
 
 def glue_jars_present() -> bool:
-    return any(any(Path(folder).glob("*.jar")) for folder in GLUE_JAR_FOLDERS)
+    """Glue's ETL jars in one of the images' folders, or on the driver class path that the
+    installation's spark-defaults.conf names (where the Glue image lists its own)."""
+    if any(any(Path(folder).glob("*.jar")) for folder in GLUE_JAR_FOLDERS):
+        return True
+    from musicpipe.glue.spark import spark_defaults
+
+    entries = spark_defaults().get("spark.driver.extraClassPath", "").split(":")
+    for entry in filter(None, entries):
+        jars = Path("/").glob(entry.lstrip("/")) if "*" in entry else [Path(entry)]
+        if any("glue" in jar.name.lower() and jar.suffix == ".jar" for jar in jars):
+            return True
+    return False
 
 
 def library_folder() -> Path | None:
