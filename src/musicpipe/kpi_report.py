@@ -36,32 +36,46 @@ def _num(value) -> str:
     return f"{float(value):,.2f}"
 
 
-def _songs(top_songs: list[dict]) -> str:
-    return "\n".join(
-        f"{s['rank']}. {s.get('track_name') or s['track_id']} — {s.get('artists', '')} "
-        f"({_num(s['plays'])})"
-        for s in top_songs
-    )
-
-
 def genres_table(items: list[dict], title: str, by_date: bool = False) -> Table:
-    """Genre-level KPIs: one row per genre of a day (or per day of a genre)."""
-    table = Table(title=title, title_justify="left", show_lines=True)
-    table.add_column("date" if by_date else "genre")
+    """Genre-level KPIs: one row per genre of a day (or per day of a genre). Its top songs
+    are a table of their own (top_songs_table): beside the numbers they do not fit 80 columns."""
+    table = Table(title=title, title_justify="left")
+    table.add_column("date" if by_date else "genre", overflow="fold")
     for col in ("plays", "listeners", "listening time (s)", "avg per listener (s)"):
         table.add_column(col, justify="right")
-    table.add_column("top songs (plays)")
-    rows = sorted(items, key=lambda i: i["date"] if by_date else (-i["listen_count"], i["genre"]))
-    for i in rows:
+    for i in _genre_order(items, by_date):
         table.add_row(
             i["date"] if by_date else i["genre"],
             _num(i["listen_count"]),
             _num(i["unique_listeners"]),
             _num(i["total_listening_time_s"]),
             _num(i["avg_listening_time_per_user_s"]),
-            _songs(i.get("top_songs", [])),
         )
     return table
+
+
+def top_songs_table(items: list[dict], title: str, by_date: bool = False) -> Table:
+    """The top songs of each genre row: rank, track, artists, plays; long names fold."""
+    table = Table(title=title, title_justify="left")
+    table.add_column("date" if by_date else "genre", overflow="fold")
+    table.add_column("#", justify="right")
+    table.add_column("track", overflow="fold")
+    table.add_column("artists", overflow="fold")
+    table.add_column("plays", justify="right")
+    for i in _genre_order(items, by_date):
+        for n, song in enumerate(i.get("top_songs", [])):
+            table.add_row(
+                (i["date"] if by_date else i["genre"]) if n == 0 else "",
+                _num(song["rank"]),
+                song.get("track_name") or song["track_id"],
+                song.get("artists", ""),
+                _num(song["plays"]),
+            )
+    return table
+
+
+def _genre_order(items: list[dict], by_date: bool) -> list[dict]:
+    return sorted(items, key=lambda i: i["date"] if by_date else (-i["listen_count"], i["genre"]))
 
 
 def top_genres_table(item: dict) -> Table:
@@ -79,7 +93,7 @@ def hours_table(items: list[dict], date: str) -> Table:
     table.add_column("hour", justify="right")
     for col in ("plays", "listeners", "track diversity"):
         table.add_column(col, justify="right")
-    table.add_column("top artist (plays)")
+    table.add_column("top artist (plays)", overflow="fold")
     for i in sorted(items, key=lambda i: int(i["hour"])):
         table.add_row(
             f"{int(i['hour']):02d}",
@@ -98,7 +112,11 @@ def day_tables(
     or just one genre's row."""
     genres = [i for i in items if i["sk"].startswith("GENRE#")]
     if genre is not None:
-        return [genres_table([i for i in genres if i["genre"] == genre], f"{genre}, {date}")]
+        mine = [i for i in genres if i["genre"] == genre]
+        return [
+            genres_table(mine, f"{genre}, {date}"),
+            top_songs_table(mine, f"top songs, {genre}, {date}"),
+        ]
     tables = []
     top = [i for i in items if i["sk"] == "TOP_GENRES"]
     if top:
@@ -108,6 +126,7 @@ def day_tables(
         genres = sorted(genres, key=lambda i: (-i["listen_count"], i["genre"]))[:limit]
         title = f"the {limit} most played genres, {date} (--limit 0 for all)"
     tables.append(genres_table(genres, title))
+    tables.append(top_songs_table(genres, f"top songs by genre, {date}"))
     hours = [i for i in items if i["sk"].startswith("HOUR#")]
     if hours:
         tables.append(hours_table(hours, date))

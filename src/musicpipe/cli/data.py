@@ -82,6 +82,9 @@ def kpis(
                 print_json({"genre": genre, "items": items})
                 return
             console.print(kpi_report.genres_table(items, f"{genre}, by date", by_date=True))
+            console.print(
+                kpi_report.top_songs_table(items, f"top songs, {genre}, by date", by_date=True)
+            )
             return
         dates = kpi_report.kpi_dates(dynamodb, table)
         if not dates:
