@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -67,3 +68,24 @@ def run_steps(steps: list[list[str]], what: str) -> None:
                 f"installing {what} failed ({' '.join(step[:3])} … exited {done.returncode}); "
                 f"nothing was kept, run it again once this is fixed:\n{tail}"
             )
+
+
+def uv() -> str | None:
+    """The uv beside this Python (the project's venv has it), else on PATH."""
+    beside = Path(sys.executable).with_name("uv")
+    return str(beside) if beside.is_file() else shutil.which("uv")
+
+
+def venv_steps(target: Path, packages: tuple[str, ...] | list[str]) -> list[list[str]]:
+    """The commands that make a virtual environment at ``target`` from this Python with
+    ``packages`` installed: by uv when there is one, else by venv and pip."""
+    python = str(target / "bin" / "python")
+    if tool := uv():
+        return [
+            [tool, "venv", "--quiet", "--python", sys.executable, str(target)],
+            [tool, "pip", "install", "--quiet", "--python", python, *packages],
+        ]
+    return [
+        [sys.executable, "-m", "venv", str(target)],
+        [python, "-m", "pip", "install", "--quiet", *packages],
+    ]

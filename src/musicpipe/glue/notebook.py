@@ -25,14 +25,13 @@ import os
 import secrets
 import shutil
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-from musicpipe.installs import InstallError, cache_home, install_once, run_steps
+from musicpipe.installs import InstallError, cache_home, install_once, run_steps, venv_steps
 from musicpipe.processes import die_with_parent, wait_until_answers
 
 # What the notebook environment holds (its own venv: JupyterLab's dependencies stay out of
@@ -72,18 +71,7 @@ def ensure_environment(log: Callable[[str], None], packages: tuple[str, ...] = P
             "about a minute; later starts reuse it"
         )
         started = time.monotonic()
-        uv = _uv()
-        steps = (
-            [
-                [uv, "venv", "--quiet", "--python", sys.executable, str(partial)],
-                [uv, "pip", "install", "--quiet", "--python", str(python_of(partial)), *packages],
-            ]
-            if uv
-            else [
-                [sys.executable, "-m", "venv", str(partial)],
-                [str(python_of(partial)), "-m", "pip", "install", "--quiet", *packages],
-            ]
-        )
+        steps = venv_steps(partial, packages)
         try:
             run_steps(steps, "the notebook extra")
         except InstallError as exc:
@@ -96,11 +84,6 @@ def ensure_environment(log: Callable[[str], None], packages: tuple[str, ...] = P
         lambda: log(f"Waiting for another process installing the notebook extra into {target}"),
         {"packages": list(packages)},
     )
-
-
-def _uv() -> str | None:
-    beside = Path(sys.executable).with_name("uv")
-    return str(beside) if beside.is_file() else shutil.which("uv")
 
 
 def kernel_environment(

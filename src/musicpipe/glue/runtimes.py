@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from musicpipe.glue.errors import InvalidInput
-from musicpipe.installs import InstallError, cache_home, install_once, run_steps
+from musicpipe.installs import InstallError, cache_home, install_once, run_steps, venv_steps
 
 # GlueVersion → (Spark, Python) on AWS Glue, for the versions CreateJob accepts.
 GLUE_VERSIONS = {
@@ -123,19 +123,7 @@ def ensure_runtime(spark: str, log: Callable[[str], None]) -> SparkRuntime:
             f"[musicpipe] installing the Spark {spark} runtime ({', '.join(packages)}) into "
             f"{target}: once, a minute or two; later runs reuse it"
         )
-        python = partial / "bin" / "python"
-        uv = Path(sys.executable).with_name("uv")
-        steps = (
-            [
-                [str(uv), "venv", "--quiet", "--python", sys.executable, str(partial)],
-                [str(uv), "pip", "install", "--quiet", "--python", str(python), *packages],
-            ]
-            if uv.is_file()
-            else [
-                [sys.executable, "-m", "venv", str(partial)],
-                [str(python), "-m", "pip", "install", "--quiet", *packages],
-            ]
-        )
+        steps = venv_steps(partial, packages)
         try:
             run_steps(steps, f"the Spark {spark} runtime")
         except InstallError as exc:
